@@ -1,0 +1,1 @@
+"""HTTP: the Agent Server API on FastAPI/Starlette."""

@@ -1,0 +1,99 @@
+"""`create_app`: the only composition root. Everything is built here and nowhere else."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+import berth
+from berth import project as project_mod
+from berth.api import assistants, errors, runs, system, threads
+from berth.api.deps import Components
+from berth.api.responses import JSONResponse
+from berth.core import ids
+from berth.core.runs import Runs
+from berth.core.state import ThreadState
+from berth.graphs import GraphRegistry
+from berth.queue.executor import Executor
+from berth.queue.worker import WorkerPool
+from berth.settings import Settings
+from berth.storage.base import Storage
+from berth.streaming.memory import MemoryBroker
+
+log = logging.getLogger("berth")
+
+
+def create_app(settings: Settings, registry: GraphRegistry | None = None) -> FastAPI:
+    """Build the ASGI app for `settings`; storage and workers start with its lifespan."""
+    if registry is None:
+        project = project_mod.load(settings.config_path)
+        for key, value in project.env.items():
+            os.environ.setdefault(key, value)
+        registry = GraphRegistry.load(project)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        storage = Storage(settings.database_url)
+        await storage.open()
+        for graph in registry:
+            await storage.assistants.ensure_default(
+                assistant_id=ids.default_assistant_id(graph.graph_id),
+                graph_id=graph.graph_id,
+                name=graph.graph_id,
+            )
+        broker = MemoryBroker(stream_ttl=settings.stream_ttl)
+        await broker.start()
+        pool: WorkerPool | None = None
+        if settings.workers:
+            executor = Executor(
+                storage=storage, registry=registry, broker=broker, run_timeout=settings.run_timeout
+            )
+            pool = WorkerPool(
+                storage=storage,
+                broker=broker,
+                executor=executor,
+                concurrency=settings.concurrency,
+                heartbeat_interval=settings.heartbeat_interval,
+                max_attempts=settings.max_attempts,
+                recover_all=storage.db.name == "sqlite",
+            )
+            await pool.start()
+        app.state.berth = Components(
+            settings=settings,
+            storage=storage,
+            broker=broker,
+            registry=registry,
+            runs=Runs(storage=storage, broker=broker, registry=registry),
+            state=ThreadState(storage=storage, registry=registry, broker=broker),
+        )
+        try:
+            yield
+        finally:
+            if pool is not None:
+                await pool.stop()
+            await broker.stop()
+            await storage.close()
+
+    app = FastAPI(
+        title="Berth",
+        version=berth.__version__,
+        description="A self-hosted, durable Agent Server for LangGraph agents.",
+        default_response_class=JSONResponse,
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["x-pagination-total", "x-pagination-next", "content-location", "location"],
+    )
+    errors.install(app)
+    for router in (system.router, assistants.router, threads.router, runs.router):
+        app.include_router(router)
+    return app

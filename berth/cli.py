@@ -1,0 +1,109 @@
+"""`berth dev` and `berth serve`: load a project and serve it with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import IO
+
+from berth.core import errors
+from berth.settings import Settings
+
+
+def _default_config() -> Path:
+    for candidate in (Path("langgraph.json"), Path("examples/langgraph.json")):
+        if candidate.is_file():
+            return candidate
+    return Path("langgraph.json")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="berth", description="A durable LangGraph Agent Server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("dev", "serve a project for development (embedded store by default)"),
+        ("serve", "serve a project in production"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--config", type=Path, default=None, help="path to langgraph.json")
+        sub.add_argument("--host", default="127.0.0.1")
+        sub.add_argument("--port", type=int, default=2024)
+        sub.add_argument("--data-dir", type=Path, default=Path(".berth"))
+        sub.add_argument("--workers", type=int, default=None, help="runs executed at once")
+        sub.add_argument("--no-browser", action="store_true", help="accepted for compatibility")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"berth: {message}", file=sys.stderr)
+    return 1
+
+
+def _lock(data_dir: Path) -> IO[str]:
+    """One server per embedded database: SQLite is single-node by design."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "berth.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise errors.ConfigError(
+            f"{data_dir} is in use by another berth server (embedded mode serves one process)"
+        ) from None
+    return handle
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env(
+        config_path=args.config or _default_config(),
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        concurrency=args.workers,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        if not settings.database_uri:
+            lock = _lock(settings.data_dir)  # noqa: F841 - released at exit
+        from berth.api.app import create_app
+        from berth.graphs import GraphRegistry
+        from berth.project import load
+
+        project = load(settings.config_path)
+        for key, value in project.env.items():
+            os.environ.setdefault(key, value)
+        registry = GraphRegistry.load(project)
+        app = create_app(settings, registry)
+    except errors.BerthError as exc:
+        return _fail(exc.message)
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
+
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=10
+    )
+    server = uvicorn.Server(config)
+    where = "PostgreSQL" if settings.database_uri else f"SQLite in {settings.data_dir}"
+    print(
+        f"Berth listening on http://{settings.host}:{settings.port} "
+        f"(graphs: {', '.join(registry.ids)}; state: {where})",
+        flush=True,
+    )
+    server.run(sockets=[sock])
+    return 0 if not server.should_exit or server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The domain: objects, rules and operations, free of HTTP and SQL."""

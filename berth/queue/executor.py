@@ -1,0 +1,173 @@
+"""Execute one claimed run: build its graph, stream it to the broker, record the end."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from langgraph.types import Command, Send
+
+from berth import serde
+from berth.core.models import CancelAction, Run, RunStatus
+from berth.graphs import GraphRegistry
+from berth.queue.chunks import LANGGRAPH_MODE, ChunkTranslator
+from berth.storage.base import Storage
+from berth.storage.runs import Outcome
+from berth.streaming.base import Broker
+
+log = logging.getLogger("berth.executor")
+
+
+class RunCancelled(Exception):
+    """Raised inside a run's task when it is cancelled with a given action."""
+
+
+class Executor:
+    def __init__(
+        self, *, storage: Storage, registry: GraphRegistry, broker: Broker, run_timeout: float
+    ) -> None:
+        self.storage = storage
+        self.registry = registry
+        self.broker = broker
+        self.run_timeout = run_timeout
+
+    async def execute(self, run: Run, cancel: CancelSlot) -> Run | None:
+        """Run the graph to its end and record the outcome; return the final run."""
+        kwargs = run.kwargs
+        translator = ChunkTranslator(kwargs.get("stream_mode") or ["values"])
+        await self.broker.publish(
+            run.run_id, "metadata", serde.dumps({"run_id": run.run_id, "attempt": run.attempt})
+        )
+        try:
+            async with asyncio.timeout(self.run_timeout):
+                outcome = await self._stream(run, translator)
+        except TimeoutError:
+            outcome = Outcome(status=RunStatus.TIMEOUT)
+            await self._publish_error(run, "TimeoutError", "the run exceeded its time limit")
+        except asyncio.CancelledError:
+            action = cancel.action
+            if action is None:
+                raise  # the worker is shutting down: the run goes back to the queue
+            outcome = Outcome(status=RunStatus.INTERRUPTED, discard=action == CancelAction.ROLLBACK)
+        except Exception as exc:
+            log.info("run %s failed: %s: %s", run.run_id, type(exc).__name__, exc)
+            error = {"error": type(exc).__name__, "message": str(exc)}
+            outcome = Outcome(status=RunStatus.ERROR, error=error)
+            await self._publish_error(run, error["error"], error["message"])
+            outcome = await self._with_state(run, outcome)
+        final = await self.storage.runs.finish(run.run_id, outcome)
+        await self.broker.finish(run.run_id, keep=bool(kwargs.get("resumable")))
+        return final
+
+    async def _publish_error(self, run: Run, name: str, message: str) -> None:
+        await self.broker.publish(
+            run.run_id, "error", serde.dumps({"error": name, "message": message})
+        )
+
+    async def _stream(self, run: Run, translator: ChunkTranslator) -> Outcome:
+        kwargs = run.kwargs
+        config = run_config(run)
+        requested = kwargs.get("stream_mode") or ["values"]
+        modes = sorted({"values", *(LANGGRAPH_MODE[m] for m in requested if m in LANGGRAPH_MODE)})
+        loaded = self.registry.get(kwargs["graph_id"])
+        async with loaded.build(config, checkpointer=self.storage.checkpointer) as graph:
+            stream = graph.astream(
+                graph_input(kwargs),
+                config,
+                context=kwargs.get("context") or None,
+                stream_mode=modes,
+                subgraphs=bool(kwargs.get("subgraphs")),
+                interrupt_before=kwargs.get("interrupt_before"),
+                interrupt_after=kwargs.get("interrupt_after"),
+                durability=kwargs.get("durability") or "async",
+            )
+            nested = bool(kwargs.get("subgraphs"))
+            async for chunk in stream:
+                ns, mode, payload = chunk if nested else ((), *chunk)
+                if mode == "values" and "values" not in requested:
+                    continue
+                if mode not in ("values",) and not _wanted(mode, requested):
+                    continue
+                for event, data in translator.translate(ns, mode, payload):
+                    await self.broker.publish(run.run_id, event, data)
+            return await self._with_state(run, Outcome(status=RunStatus.SUCCESS), graph=graph)
+
+    async def _with_state(self, run: Run, outcome: Outcome, graph: Any = None) -> Outcome:
+        """Add the thread's latest values and pending interrupts to `outcome`."""
+        if run.temporary:
+            return outcome
+        if graph is None:
+            loaded = self.registry.get(run.kwargs["graph_id"])
+            async with loaded.build(run_config(run), checkpointer=self.storage.checkpointer) as g:
+                return await self._with_state(run, outcome, graph=g)
+        state = await graph.aget_state({"configurable": {"thread_id": run.thread_id}})
+        interrupts = {
+            task.id: [serde.interrupt_dict(i) for i in task.interrupts]
+            for task in state.tasks
+            if task.interrupts
+        }
+        return Outcome(
+            status=outcome.status,
+            error=outcome.error,
+            values=serde.to_jsonable(state.values),
+            interrupts=interrupts,
+            paused=bool(state.next) and outcome.status == RunStatus.SUCCESS,
+            discard=outcome.discard,
+        )
+
+
+def _wanted(mode: str, requested: list[str]) -> bool:
+    if mode == "messages":
+        return "messages" in requested or "messages-tuple" in requested
+    return mode in requested
+
+
+class CancelSlot:
+    """Where a cancel request leaves its action for the run's task to read."""
+
+    __slots__ = ("action",)
+
+    def __init__(self) -> None:
+        self.action: CancelAction | None = None
+
+
+def run_config(run: Run) -> dict[str, Any]:
+    kwargs = run.kwargs
+    config = dict(kwargs.get("config") or {})
+    configurable = dict(config.get("configurable") or {})
+    configurable.update(
+        run_id=run.run_id,
+        thread_id=run.thread_id,
+        assistant_id=run.assistant_id,
+        graph_id=kwargs["graph_id"],
+    )
+    if kwargs.get("checkpoint_id") and run.attempt <= 1:
+        configurable["checkpoint_id"] = kwargs["checkpoint_id"]
+        configurable.setdefault("checkpoint_ns", kwargs.get("checkpoint_ns") or "")
+    config["configurable"] = configurable
+    # LangGraph treats a run whose id matches the latest checkpoint's as a resumption:
+    # a retried run continues from its last checkpoint instead of restarting.
+    config["metadata"] = {
+        **(config.get("metadata") or {}),
+        **run.metadata,
+        "run_id": run.run_id,
+        "run_attempt": run.attempt,
+    }
+    return config
+
+
+def graph_input(kwargs: dict[str, Any]) -> Any:
+    command = kwargs.get("command")
+    if command:
+        goto = command.get("goto")
+        if isinstance(goto, dict):
+            goto = Send(goto["node"], goto.get("input"))
+        elif isinstance(goto, list):
+            goto = [Send(g["node"], g.get("input")) if isinstance(g, dict) else g for g in goto]
+        return Command(
+            update=command.get("update"),
+            resume=command.get("resume"),
+            goto=goto or (),
+        )
+    return kwargs.get("input")

@@ -1,0 +1,168 @@
+"""WorkerPool: claim runs from the database queue, execute them, keep their leases."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from datetime import UTC, datetime
+
+from berth.core.ids import new_id
+from berth.core.models import CancelAction, Run, RunStatus
+from berth.queue.executor import CancelSlot, Executor
+from berth.storage.base import Storage
+from berth.storage.runs import Outcome
+from berth.streaming.base import Broker
+
+log = logging.getLogger("berth.worker")
+
+#: the longest an idle worker sleeps before looking at the queue unprompted
+IDLE_POLL_SECONDS = 1.0
+
+
+class WorkerPool:
+    """Up to `concurrency` runs at once in this process.
+
+    Args:
+        recover_all: requeue every `running` run at start (the embedded database has
+            a single server process, so any such run lost its worker).
+    """
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        broker: Broker,
+        executor: Executor,
+        concurrency: int,
+        heartbeat_interval: float,
+        max_attempts: int,
+        recover_all: bool,
+    ) -> None:
+        self.storage = storage
+        self.broker = broker
+        self.executor = executor
+        self.concurrency = concurrency
+        self.heartbeat_interval = heartbeat_interval
+        self.max_attempts = max_attempts
+        self.recover_all = recover_all
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
+        self._active: dict[str, tuple[asyncio.Task[None], CancelSlot]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        broker.on_cancel(self._on_cancel)
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.heartbeat_interval * 3
+
+    async def start(self) -> None:
+        requeued = await self.storage.runs.recover(
+            max_attempts=self.max_attempts, only_expired=not self.recover_all
+        )
+        if requeued:
+            log.info("requeued %d run(s) whose worker was lost", len(requeued))
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="berth-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="berth-heartbeat"),
+        ]
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop claiming, let running runs finish for `grace` seconds, then requeue the rest."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        running = [task for task, _ in self._active.values()]
+        if running:
+            _, still = await asyncio.wait(running, timeout=grace)
+            for task in still:
+                task.cancel()
+            for task in still:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            free = self.concurrency - len(self._active)
+            claimed: list[Run] = []
+            if free > 0:
+                try:
+                    claimed = await self.storage.runs.claim(
+                        worker_id=self.worker_id, limit=free, lease_seconds=self.lease_seconds
+                    )
+                except Exception:
+                    log.exception("claiming runs failed; retrying")
+            for run in claimed:
+                slot = CancelSlot()
+                task = asyncio.create_task(self._run(run, slot), name=f"berth-run-{run.run_id}")
+                self._active[run.run_id] = (task, slot)
+            if claimed and len(claimed) == free:
+                continue
+            await self.broker.wait_for_work(await self._idle_timeout())
+
+    async def _idle_timeout(self) -> float:
+        due = await self.storage.runs.next_available_at()
+        if due is None:
+            return IDLE_POLL_SECONDS
+        delay = (due - datetime.now(UTC)).total_seconds()
+        return max(0.0, min(IDLE_POLL_SECONDS, delay))
+
+    async def _run(self, run: Run, slot: CancelSlot) -> None:
+        try:
+            # A cancel that arrived between the claim and now.
+            slot.action = slot.action or await self.storage.runs.cancel_action(run.run_id)
+            if slot.action is not None:
+                raise asyncio.CancelledError
+            await self.executor.execute(run, slot)
+        except asyncio.CancelledError:
+            if slot.action is not None:
+                await self.storage.runs.finish(
+                    run.run_id,
+                    Outcome(
+                        status=RunStatus.INTERRUPTED,
+                        discard=slot.action == CancelAction.ROLLBACK,
+                    ),
+                )
+                await self.broker.finish(run.run_id, keep=bool(run.kwargs.get("resumable")))
+            else:
+                await asyncio.shield(
+                    self.storage.runs.release(run.run_id, max_attempts=self.max_attempts)
+                )
+        except Exception:
+            log.exception("run %s crashed its worker task; requeueing", run.run_id)
+            await self.storage.runs.release(run.run_id, max_attempts=self.max_attempts)
+        finally:
+            self._active.pop(run.run_id, None)
+            if not self._stopping:
+                await self.broker.wake_workers()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                flagged = await self.storage.runs.extend_leases(
+                    worker_id=self.worker_id,
+                    run_ids=list(self._active),
+                    lease_seconds=self.lease_seconds,
+                )
+                for run_id in flagged:
+                    action = await self.storage.runs.cancel_action(run_id)
+                    if action is not None:
+                        await self._on_cancel(run_id, action)
+                await self.storage.runs.recover(max_attempts=self.max_attempts, only_expired=True)
+            except Exception:
+                log.exception("renewing leases failed")
+
+    async def _on_cancel(self, run_id: str, action: CancelAction) -> None:
+        entry = self._active.get(run_id)
+        if entry is None:
+            return
+        task, slot = entry
+        if slot.action is None:
+            slot.action = action
+            task.cancel()

@@ -1,0 +1,1 @@
+"""Persistence: one SQLAlchemy Core implementation over SQLite and PostgreSQL."""

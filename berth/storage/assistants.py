@@ -1,0 +1,247 @@
+"""Assistants and their versions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from berth.core import errors
+from berth.core.models import Assistant
+from berth.storage import schema, sorting
+from berth.storage.database import Database
+
+_A = schema.assistants
+_V = schema.assistant_versions
+
+SORTABLE = {"assistant_id", "graph_id", "name", "created_at", "updated_at"}
+
+
+def _assistant(row: Any) -> Assistant:
+    return Assistant(**row._mapping)
+
+
+def _filters(
+    *,
+    graph_ids: list[str],
+    graph_id: str | None,
+    metadata: dict[str, Any] | None,
+    name: str | None,
+    db: Database,
+) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = [_A.c.graph_id.in_(graph_ids)]
+    if graph_id:
+        where.append(_A.c.graph_id == graph_id)
+    if metadata:
+        where.append(db.contains(_A.c.metadata, metadata))
+    if name:
+        where.append(sa.func.lower(_A.c.name).contains(name.lower(), autoescape=True))
+    return where
+
+
+class AssistantStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def ensure_default(self, *, assistant_id: str, graph_id: str, name: str) -> None:
+        """Create a graph's system assistant unless it already exists."""
+        now = datetime.now(UTC)
+        values = {
+            "assistant_id": assistant_id,
+            "graph_id": graph_id,
+            "name": name,
+            "description": None,
+            "config": {},
+            "context": {},
+            "metadata": {"created_by": "system"},
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self.db.write() as conn:
+            exists = await conn.scalar(
+                sa.select(sa.literal(1)).where(_A.c.assistant_id == assistant_id)
+            )
+            if exists:
+                return
+            await conn.execute(sa.insert(_A).values(values))
+            await conn.execute(
+                sa.insert(_V).values({k: v for k, v in values.items() if k != "updated_at"})
+            )
+
+    async def create(
+        self,
+        *,
+        assistant_id: str,
+        graph_id: str,
+        name: str,
+        description: str | None,
+        config: dict[str, Any],
+        context: dict[str, Any],
+        metadata: dict[str, Any],
+        if_exists: str,
+    ) -> Assistant:
+        now = datetime.now(UTC)
+        values = {
+            "assistant_id": assistant_id,
+            "graph_id": graph_id,
+            "name": name,
+            "description": description,
+            "config": config,
+            "context": context,
+            "metadata": metadata,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self.db.write() as conn:
+            row = (
+                await conn.execute(sa.select(_A).where(_A.c.assistant_id == assistant_id))
+            ).first()
+            if row is not None:
+                if if_exists == "do_nothing":
+                    return _assistant(row)
+                raise errors.Conflict(f"Assistant {assistant_id} already exists")
+            await conn.execute(sa.insert(_A).values(values))
+            await conn.execute(
+                sa.insert(_V).values({k: v for k, v in values.items() if k != "updated_at"})
+            )
+        return Assistant(**values)
+
+    async def get(self, assistant_id: str) -> Assistant:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(sa.select(_A).where(_A.c.assistant_id == assistant_id))
+            ).first()
+        if row is None:
+            raise errors.NotFound(f"Assistant {assistant_id} not found")
+        return _assistant(row)
+
+    async def update(self, assistant_id: str, changes: dict[str, Any]) -> Assistant:
+        """Store `changes` as a new version and make it the current one."""
+        now = datetime.now(UTC)
+        async with self.db.write() as conn:
+            row = (
+                await conn.execute(sa.select(_A).where(_A.c.assistant_id == assistant_id))
+            ).first()
+            if row is None:
+                raise errors.NotFound(f"Assistant {assistant_id} not found")
+            current = dict(row._mapping)
+            latest = await conn.scalar(
+                sa.select(sa.func.max(_V.c.version)).where(_V.c.assistant_id == assistant_id)
+            )
+            merged = {**current, **changes, "version": (latest or 0) + 1, "updated_at": now}
+            if "metadata" in changes:
+                merged["metadata"] = {**current["metadata"], **changes["metadata"]}
+            await conn.execute(
+                sa.insert(_V).values(
+                    {
+                        **{k: merged[k] for k in _V.c.keys() if k != "created_at"},
+                        "created_at": now,
+                    }
+                )
+            )
+            await conn.execute(
+                sa.update(_A)
+                .where(_A.c.assistant_id == assistant_id)
+                .values(
+                    {k: v for k, v in merged.items() if k not in ("assistant_id", "created_at")}
+                )
+            )
+        return Assistant(**merged)
+
+    async def delete(self, assistant_id: str) -> None:
+        async with self.db.write() as conn:
+            result = await conn.execute(sa.delete(_A).where(_A.c.assistant_id == assistant_id))
+            if result.rowcount == 0:
+                raise errors.NotFound(f"Assistant {assistant_id} not found")
+            await conn.execute(sa.delete(_V).where(_V.c.assistant_id == assistant_id))
+
+    async def search(
+        self,
+        *,
+        graph_ids: list[str],
+        graph_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        name: str | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        sort_by: str | None = None,
+        sort_order: str | None = None,
+    ) -> tuple[list[Assistant], int]:
+        where = _filters(
+            graph_ids=graph_ids, graph_id=graph_id, metadata=metadata, name=name, db=self.db
+        )
+        order = sorting.order_by(_A, sort_by or "created_at", sort_order or "desc", SORTABLE)
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(_A).where(*where).order_by(*order).limit(limit).offset(offset)
+                )
+            ).all()
+            total = await conn.scalar(sa.select(sa.func.count()).select_from(_A).where(*where))
+        return [_assistant(r) for r in rows], int(total or 0)
+
+    async def count(
+        self,
+        *,
+        graph_ids: list[str],
+        graph_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> int:
+        where = _filters(
+            graph_ids=graph_ids, graph_id=graph_id, metadata=metadata, name=name, db=self.db
+        )
+        async with self.db.read() as conn:
+            return int(
+                await conn.scalar(sa.select(sa.func.count()).select_from(_A).where(*where)) or 0
+            )
+
+    async def versions(
+        self,
+        assistant_id: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        where: list[sa.ColumnElement[bool]] = [_V.c.assistant_id == assistant_id]
+        if metadata:
+            where.append(self.db.contains(_V.c.metadata, metadata))
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(_V)
+                    .where(*where)
+                    .order_by(_V.c.version.desc())
+                    .limit(limit)
+                    .offset(offset)
+                )
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    async def set_latest(self, assistant_id: str, version: int) -> Assistant:
+        now = datetime.now(UTC)
+        async with self.db.write() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(_V).where(_V.c.assistant_id == assistant_id, _V.c.version == version)
+                )
+            ).first()
+            if row is None:
+                raise errors.NotFound(f"Assistant {assistant_id} has no version {version}")
+            chosen = dict(row._mapping)
+            created = await conn.scalar(
+                sa.select(_A.c.created_at).where(_A.c.assistant_id == assistant_id)
+            )
+            values = {**chosen, "created_at": created, "updated_at": now}
+            await conn.execute(
+                sa.update(_A)
+                .where(_A.c.assistant_id == assistant_id)
+                .values(
+                    {k: v for k, v in values.items() if k not in ("assistant_id", "created_at")}
+                )
+            )
+        return Assistant(**values)

@@ -1,0 +1,318 @@
+"""`BerthSaver`: LangGraph's checkpointer on Berth's own database.
+
+Ours rather than `langgraph-checkpoint-sqlite`/`-postgres` because checkpoints then share
+the run tables' engine, schema migrations and transactions (a thread delete or a run
+rollback removes runs and checkpoints together), the same code serves both dialects, and
+the write path is tuned for a server (WAL, no fsync per commit on SQLite). It passes
+LangGraph's checkpointer conformance suite (`tests/storage/test_checkpoint_conformance.py`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_id,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from berth import serde
+from berth.storage import schema
+from berth.storage.database import Database
+
+_C = schema.checkpoints
+_W = schema.checkpoint_writes
+
+
+class BerthSaver(BaseCheckpointSaver[str]):
+    """Async checkpointer over `Database`; the sync methods are not supported."""
+
+    def __init__(self, db: Database, *, serde_: SerializerProtocol | None = None) -> None:
+        super().__init__(serde=serde_)
+        self.db = db
+
+    # -- reads ---------------------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        conf = config["configurable"]
+        thread_id = str(conf["thread_id"])
+        ns = conf.get("checkpoint_ns", "")
+        query = sa.select(_C).where(_C.c.thread_id == thread_id, _C.c.checkpoint_ns == ns)
+        if checkpoint_id := get_checkpoint_id(config):
+            query = query.where(_C.c.checkpoint_id == checkpoint_id)
+        else:
+            query = query.order_by(_C.c.checkpoint_id.desc()).limit(1)
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).first()
+            if row is None:
+                return None
+            writes = await self._writes(conn, [row])
+        return self._tuple(row, writes.get(row.checkpoint_id, []))
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        query = sa.select(_C).order_by(_C.c.checkpoint_id.desc())
+        if config is not None:
+            conf = config["configurable"]
+            query = query.where(_C.c.thread_id == str(conf["thread_id"]))
+            if (ns := conf.get("checkpoint_ns")) is not None:
+                query = query.where(_C.c.checkpoint_ns == ns)
+            if checkpoint_id := get_checkpoint_id(config):
+                query = query.where(_C.c.checkpoint_id == checkpoint_id)
+        if filter:
+            query = query.where(self.db.contains(_C.c.metadata, filter))
+        if before is not None and (before_id := get_checkpoint_id(before)):
+            query = query.where(_C.c.checkpoint_id < before_id)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+            writes = await self._writes(conn, rows)
+        for row in rows:
+            yield self._tuple(row, writes.get(row.checkpoint_id, []))
+
+    async def _writes(self, conn: Any, rows: Sequence[Any]) -> dict[str, list[Any]]:
+        if not rows:
+            return {}
+        keys = {(r.thread_id, r.checkpoint_ns) for r in rows}
+        out: dict[str, list[Any]] = {}
+        for thread_id, ns in keys:
+            ids = [
+                r.checkpoint_id for r in rows if (r.thread_id, r.checkpoint_ns) == (thread_id, ns)
+            ]
+            query = (
+                sa.select(_W)
+                .where(
+                    _W.c.thread_id == thread_id,
+                    _W.c.checkpoint_ns == ns,
+                    _W.c.checkpoint_id.in_(ids),
+                )
+                .order_by(_W.c.task_path, _W.c.task_id, _W.c.idx)
+            )
+            for w in (await conn.execute(query)).all():
+                value = self.serde.loads_typed((w.type, w.value))
+                out.setdefault(w.checkpoint_id, []).append((w.task_id, w.channel, value))
+        return out
+
+    def _tuple(self, row: Any, writes: list[Any]) -> CheckpointTuple:
+        config: RunnableConfig = {
+            "configurable": {
+                "thread_id": row.thread_id,
+                "checkpoint_ns": row.checkpoint_ns,
+                "checkpoint_id": row.checkpoint_id,
+            }
+        }
+        parent: RunnableConfig | None = None
+        if row.parent_checkpoint_id:
+            parent = {
+                "configurable": {
+                    "thread_id": row.thread_id,
+                    "checkpoint_ns": row.checkpoint_ns,
+                    "checkpoint_id": row.parent_checkpoint_id,
+                }
+            }
+        return CheckpointTuple(
+            config=config,
+            checkpoint=self.serde.loads_typed((row.type, row.checkpoint)),
+            metadata=row.metadata,
+            parent_config=parent,
+            pending_writes=writes,
+        )
+
+    # -- writes --------------------------------------------------------------
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        conf = config["configurable"]
+        thread_id = str(conf["thread_id"])
+        ns = conf.get("checkpoint_ns", "")
+        type_, blob = self.serde.dumps_typed(checkpoint)
+        meta = serde.to_jsonable(get_serializable_checkpoint_metadata(config, metadata))
+        values = {
+            "thread_id": thread_id,
+            "checkpoint_ns": ns,
+            "checkpoint_id": checkpoint["id"],
+            "parent_checkpoint_id": conf.get("checkpoint_id"),
+            "run_id": _str_or_none(meta.get("run_id")),
+            "type": type_,
+            "checkpoint": blob,
+            "metadata": meta,
+        }
+        stmt = self.db.dialect.insert(_C).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[_C.c.thread_id, _C.c.checkpoint_ns, _C.c.checkpoint_id],
+            set_={k: stmt.excluded[k] for k in ("type", "checkpoint", "metadata", "run_id")},
+        )
+        async with self.db.write() as conn:
+            await conn.execute(stmt)
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        if not writes:
+            return
+        conf = config["configurable"]
+        base = {
+            "thread_id": str(conf["thread_id"]),
+            "checkpoint_ns": conf.get("checkpoint_ns", ""),
+            "checkpoint_id": conf["checkpoint_id"],
+            "task_id": task_id,
+            "task_path": task_path,
+            "run_id": _str_or_none(conf.get("run_id")),
+        }
+        rows = []
+        for idx, (channel, value) in enumerate(writes):
+            type_, blob = self.serde.dumps_typed(value)
+            rows.append(
+                {
+                    **base,
+                    "idx": WRITES_IDX_MAP.get(channel, idx),
+                    "channel": channel,
+                    "type": type_,
+                    "value": blob,
+                }
+            )
+        stmt = self.db.dialect.insert(_W).values(rows)
+        keys = [_W.c.thread_id, _W.c.checkpoint_ns, _W.c.checkpoint_id, _W.c.task_id, _W.c.idx]
+        # Special writes (errors, interrupts) replace; ordinary ones are written once.
+        if all(channel in WRITES_IDX_MAP for channel, _ in writes):
+            stmt = stmt.on_conflict_do_update(
+                index_elements=keys,
+                set_={k: stmt.excluded[k] for k in ("channel", "type", "value", "task_path")},
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+        async with self.db.write() as conn:
+            await conn.execute(stmt)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        async with self.db.write() as conn:
+            await delete_thread(conn, str(thread_id))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        async with self.db.write() as conn:
+            await delete_for_runs(conn, [str(r) for r in run_ids])
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        async with self.db.write() as conn:
+            await copy_thread(conn, str(source_thread_id), str(target_thread_id))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        async with self.db.write() as conn:
+            for thread_id in thread_ids:
+                await prune_thread(conn, str(thread_id), strategy)
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        if current is None:
+            number = 0
+        elif isinstance(current, int):
+            number = current
+        else:
+            number = int(current.split(".")[0])
+        return f"{number + 1:032}.{random.random():016}"
+
+    # The server is async end to end; a sync call here would block its event loop.
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        raise NotImplementedError("BerthSaver is async-only: use aget_tuple")
+
+    def list(self, *args: Any, **kwargs: Any) -> Iterator[CheckpointTuple]:
+        raise NotImplementedError("BerthSaver is async-only: use alist")
+
+    def put(self, *args: Any, **kwargs: Any) -> RunnableConfig:
+        raise NotImplementedError("BerthSaver is async-only: use aput")
+
+    def put_writes(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError("BerthSaver is async-only: use aput_writes")
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# Statements shared with the thread and run stores, so they can run inside a larger
+# transaction (deleting a thread removes its runs and checkpoints atomically).
+
+
+async def delete_thread(conn: Any, thread_id: str) -> None:
+    await conn.execute(sa.delete(_W).where(_W.c.thread_id == thread_id))
+    await conn.execute(sa.delete(_C).where(_C.c.thread_id == thread_id))
+
+
+async def delete_for_runs(conn: Any, run_ids: Sequence[str]) -> None:
+    if not run_ids:
+        return
+    await conn.execute(sa.delete(_W).where(_W.c.run_id.in_(run_ids)))
+    doomed = sa.select(_C.c.thread_id, _C.c.checkpoint_ns, _C.c.checkpoint_id).where(
+        _C.c.run_id.in_(run_ids)
+    )
+    await conn.execute(
+        sa.delete(_W).where(
+            sa.tuple_(_W.c.thread_id, _W.c.checkpoint_ns, _W.c.checkpoint_id).in_(doomed)
+        )
+    )
+    await conn.execute(sa.delete(_C).where(_C.c.run_id.in_(run_ids)))
+
+
+async def copy_thread(conn: Any, source: str, target: str) -> None:
+    for table in (_C, _W):
+        cols = [c for c in table.c if c.name != "thread_id"]
+        await conn.execute(
+            sa.insert(table).from_select(
+                ["thread_id", *[c.name for c in cols]],
+                sa.select(sa.literal(target), *cols).where(table.c.thread_id == source),
+            )
+        )
+
+
+async def prune_thread(conn: Any, thread_id: str, strategy: str) -> None:
+    """`keep_latest`: keep each namespace's newest checkpoint (and its writes); `delete`: all."""
+    if strategy == "delete":
+        await delete_thread(conn, thread_id)
+        return
+    if strategy != "keep_latest":
+        raise ValueError(f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'")
+    latest = (
+        sa.select(_C.c.checkpoint_ns, sa.func.max(_C.c.checkpoint_id))
+        .where(_C.c.thread_id == thread_id)
+        .group_by(_C.c.checkpoint_ns)
+    )
+    for table in (_W, _C):
+        await conn.execute(
+            sa.delete(table).where(
+                table.c.thread_id == thread_id,
+                sa.tuple_(table.c.checkpoint_ns, table.c.checkpoint_id).not_in(latest),
+            )
+        )

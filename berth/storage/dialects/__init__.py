@@ -1,0 +1,1 @@
+"""The small hooks in which SQLite and PostgreSQL differ."""

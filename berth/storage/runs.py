@@ -1,0 +1,466 @@
+"""Runs: the durable queue. Every state change of a run is one transaction here."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from berth.core import errors
+from berth.core.models import CancelAction, MultitaskStrategy, Run, RunStatus, ThreadStatus
+from berth.storage import checkpoints, schema
+from berth.storage.database import Database
+from berth.storage.threads import new_thread_values
+
+_R = schema.runs
+_T = schema.threads
+
+_RUN_FIELDS = [f.name for f in dataclasses.fields(Run)]
+_IN_FLIGHT = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
+
+
+def run_from_row(row: Any) -> Run:
+    data = {k: row._mapping[k] for k in _RUN_FIELDS}
+    data["status"] = RunStatus(data["status"])
+    data["multitask_strategy"] = MultitaskStrategy(data["multitask_strategy"])
+    return Run(**data)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Admission:
+    """What storing a new run decided."""
+
+    run: Run
+    #: in-flight runs the new run's strategy asks to stop (they are running elsewhere)
+    to_cancel: list[str]
+    cancel_action: CancelAction | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """How a run ended, and what the thread should show afterwards."""
+
+    status: RunStatus
+    error: dict[str, Any] | None = None
+    #: the thread's latest checkpoint values (None leaves them as they are)
+    values: Any = None
+    interrupts: dict[str, Any] | None = None
+    #: the graph stopped with tasks left to run (an interrupt or breakpoint)
+    paused: bool = False
+    #: delete the run and the checkpoints it wrote (rollback)
+    discard: bool = False
+
+
+class RunStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- admission -----------------------------------------------------------
+
+    async def create(
+        self,
+        run: Run,
+        *,
+        create_thread: bool,
+        thread_metadata: dict[str, Any],
+    ) -> Admission:
+        """Store `run` as pending and mark its thread busy, in one transaction.
+
+        Applies the run's multitask strategy against the thread's in-flight runs:
+        `reject` raises `Conflict`; `interrupt`/`rollback` settle pending runs here and
+        return the running ones for the caller to stop.
+        """
+        now = run.created_at
+        async with self.db.write() as conn:
+            thread = (
+                await conn.execute(sa.select(_T).where(_T.c.thread_id == run.thread_id))
+            ).first()
+            if thread is None:
+                if not create_thread:
+                    raise errors.NotFound("Thread or assistant not found.")
+                await conn.execute(
+                    sa.insert(_T).values(
+                        new_thread_values(
+                            run.thread_id, thread_metadata, now, status=ThreadStatus.BUSY
+                        )
+                    )
+                )
+                in_flight: list[Any] = []
+            else:
+                in_flight = (
+                    await conn.execute(
+                        sa.select(_R.c.run_id, _R.c.status).where(
+                            _R.c.thread_id == run.thread_id, _R.c.status.in_(_IN_FLIGHT)
+                        )
+                    )
+                ).all()
+                await conn.execute(
+                    sa.update(_T)
+                    .where(_T.c.thread_id == run.thread_id)
+                    .values(
+                        status=ThreadStatus.BUSY.value,
+                        updated_at=now,
+                        metadata={**thread.metadata, **thread_metadata},
+                    )
+                )
+            to_cancel: list[str] = []
+            action: CancelAction | None = None
+            strategy = run.multitask_strategy
+            if in_flight and strategy == MultitaskStrategy.REJECT:
+                raise errors.Conflict(
+                    "Thread is already running a task. Wait for it to finish or "
+                    "choose a different multitask strategy."
+                )
+            if in_flight and strategy in (MultitaskStrategy.INTERRUPT, MultitaskStrategy.ROLLBACK):
+                action = CancelAction(strategy.value)
+                pending = [r.run_id for r in in_flight if r.status == RunStatus.PENDING]
+                to_cancel = [r.run_id for r in in_flight if r.status == RunStatus.RUNNING]
+                await self._settle_pending(conn, pending, action, now)
+                await self._mark_cancel(conn, to_cancel, action)
+            await conn.execute(sa.insert(_R).values(_run_values(run)))
+        return Admission(run=run, to_cancel=to_cancel, cancel_action=action)
+
+    # -- reads ---------------------------------------------------------------
+
+    async def get(self, run_id: str, thread_id: str | None = None) -> Run:
+        query = sa.select(_R).where(_R.c.run_id == run_id)
+        if thread_id is not None:
+            query = query.where(_R.c.thread_id == thread_id)
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            raise errors.NotFound(f"Run {run_id} not found")
+        return run_from_row(row)
+
+    async def list(
+        self, thread_id: str, *, limit: int = 10, offset: int = 0, status: str | None = None
+    ) -> list[Run]:
+        query = sa.select(_R).where(_R.c.thread_id == thread_id)
+        if status:
+            query = query.where(_R.c.status == status)
+        query = (
+            query.order_by(_R.c.created_at.desc(), _R.c.run_id.desc()).limit(limit).offset(offset)
+        )
+        async with self.db.read() as conn:
+            exists = await conn.scalar(sa.select(sa.literal(1)).where(_T.c.thread_id == thread_id))
+            if not exists:
+                raise errors.NotFound(f"Thread {thread_id} not found")
+            rows = (await conn.execute(query)).all()
+        return [run_from_row(r) for r in rows]
+
+    async def in_flight(
+        self, *, thread_id: str | None = None, status: str | None = None
+    ) -> list[Run]:
+        statuses = [status] if status else list(_IN_FLIGHT)
+        query = sa.select(_R).where(_R.c.status.in_(statuses))
+        if thread_id:
+            query = query.where(_R.c.thread_id == thread_id)
+        async with self.db.read() as conn:
+            return [run_from_row(r) for r in (await conn.execute(query)).all()]
+
+    async def next_available_at(self) -> datetime | None:
+        async with self.db.read() as conn:
+            return await conn.scalar(
+                sa.select(sa.func.min(_R.c.available_at)).where(_R.c.status == RunStatus.PENDING)
+            )
+
+    # -- the worker's side ---------------------------------------------------
+
+    async def claim(self, *, worker_id: str, limit: int, lease_seconds: float) -> list[Run]:
+        """Take up to `limit` runnable runs: pending, due, oldest first, one per thread,
+        on threads with nothing running. Marks them running under a lease."""
+        if limit <= 0:
+            return []
+        now = datetime.now(UTC)
+        r2 = _R.alias("other")
+        runnable = (
+            sa.select(_R.c.run_id)
+            .where(
+                _R.c.status == RunStatus.PENDING,
+                _R.c.available_at <= now,
+                ~sa.exists().where(
+                    r2.c.thread_id == _R.c.thread_id, r2.c.status == RunStatus.RUNNING
+                ),
+                # FIFO per thread: an older due run on the same thread goes first.
+                ~sa.exists().where(
+                    r2.c.thread_id == _R.c.thread_id,
+                    r2.c.status == RunStatus.PENDING,
+                    r2.c.available_at <= now,
+                    sa.or_(
+                        r2.c.created_at < _R.c.created_at,
+                        sa.and_(r2.c.created_at == _R.c.created_at, r2.c.run_id < _R.c.run_id),
+                    ),
+                ),
+            )
+            .order_by(_R.c.created_at, _R.c.run_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=_R)
+        )
+        try:
+            async with self.db.write() as conn:
+                ids = (await conn.scalars(runnable)).all()
+                if not ids:
+                    return []
+                await conn.execute(
+                    sa.update(_R)
+                    .where(_R.c.run_id.in_(ids), _R.c.status == RunStatus.PENDING)
+                    .values(
+                        status=RunStatus.RUNNING.value,
+                        worker_id=worker_id,
+                        lease_until=now + timedelta(seconds=lease_seconds),
+                        attempt=_R.c.attempt + 1,
+                        started_at=now,
+                        updated_at=now,
+                    )
+                )
+                rows = (await conn.execute(sa.select(_R).where(_R.c.run_id.in_(ids)))).all()
+        except IntegrityError as exc:
+            # Another process started a run on one of these threads first; the
+            # partial unique index refused ours. Nothing was claimed; try again later.
+            if self.db.is_unique_violation(exc):
+                return []
+            raise
+        by_id = {r.run_id: run_from_row(r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    async def extend_leases(
+        self, *, worker_id: str, run_ids: list[str], lease_seconds: float
+    ) -> list[str]:
+        """Renew this worker's leases; return the runs whose cancel was requested."""
+        if not run_ids:
+            return []
+        now = datetime.now(UTC)
+        async with self.db.write() as conn:
+            await conn.execute(
+                sa.update(_R)
+                .where(_R.c.run_id.in_(run_ids), _R.c.worker_id == worker_id)
+                .values(lease_until=now + timedelta(seconds=lease_seconds))
+            )
+            return list(
+                (
+                    await conn.scalars(
+                        sa.select(_R.c.run_id).where(
+                            _R.c.run_id.in_(run_ids), _R.c.cancel_action.is_not(None)
+                        )
+                    )
+                ).all()
+            )
+
+    async def cancel_action(self, run_id: str) -> CancelAction | None:
+        async with self.db.read() as conn:
+            value = await conn.scalar(sa.select(_R.c.cancel_action).where(_R.c.run_id == run_id))
+        return CancelAction(value) if value else None
+
+    async def finish(self, run_id: str, outcome: Outcome) -> Run | None:
+        """Record a run's end and settle its thread, in one transaction.
+
+        Returns the final run, or None when the run no longer exists (deleted meanwhile).
+        """
+        now = datetime.now(UTC)
+        async with self.db.write() as conn:
+            row = (await conn.execute(sa.select(_R).where(_R.c.run_id == run_id))).first()
+            if row is None:
+                return None
+            thread_id = row.thread_id
+            if outcome.discard:
+                await conn.execute(sa.delete(_R).where(_R.c.run_id == run_id))
+                await checkpoints.delete_for_runs(conn, [run_id])
+            else:
+                await conn.execute(
+                    sa.update(_R)
+                    .where(_R.c.run_id == run_id)
+                    .values(
+                        status=outcome.status.value,
+                        error=outcome.error,
+                        ended_at=now,
+                        updated_at=now,
+                        worker_id=None,
+                        lease_until=None,
+                    )
+                )
+            await self._settle_thread(conn, thread_id, outcome, now, temporary=row.temporary)
+            if outcome.discard:
+                return None
+            final = (await conn.execute(sa.select(_R).where(_R.c.run_id == run_id))).first()
+        return run_from_row(final) if final is not None else None
+
+    async def release(self, run_id: str, *, max_attempts: int) -> bool:
+        """Give a run back to the queue after its worker stopped before it ended.
+
+        Returns False (and fails the run) when it has used up its attempts.
+        """
+        now = datetime.now(UTC)
+        async with self.db.write() as conn:
+            row = (await conn.execute(sa.select(_R).where(_R.c.run_id == run_id))).first()
+            if row is None or row.status != RunStatus.RUNNING:
+                return False
+            if row.attempt >= max_attempts:
+                await self._fail_exhausted(conn, row, now, max_attempts)
+                return False
+            await conn.execute(
+                sa.update(_R)
+                .where(_R.c.run_id == run_id)
+                .values(
+                    status=RunStatus.PENDING.value, worker_id=None, lease_until=None, updated_at=now
+                )
+            )
+        return True
+
+    async def recover(self, *, max_attempts: int, only_expired: bool) -> list[str]:
+        """Requeue running runs whose worker is gone (all of them at an embedded start,
+        or those whose lease expired); fail those out of attempts."""
+        now = datetime.now(UTC)
+        query = sa.select(_R).where(_R.c.status == RunStatus.RUNNING)
+        if only_expired:
+            query = query.where(_R.c.lease_until < now)
+        requeued: list[str] = []
+        async with self.db.write() as conn:
+            for row in (await conn.execute(query)).all():
+                if row.attempt >= max_attempts:
+                    await self._fail_exhausted(conn, row, now, max_attempts)
+                    continue
+                await conn.execute(
+                    sa.update(_R)
+                    .where(_R.c.run_id == row.run_id)
+                    .values(
+                        status=RunStatus.PENDING.value,
+                        worker_id=None,
+                        lease_until=None,
+                        updated_at=now,
+                    )
+                )
+                requeued.append(row.run_id)
+        return requeued
+
+    async def _fail_exhausted(self, conn: Any, row: Any, now: datetime, max_attempts: int) -> None:
+        error = {
+            "error": "WorkerLost",
+            "message": f"the run's worker stopped {row.attempt} times "
+            f"(limit {max_attempts}); giving up",
+        }
+        await conn.execute(
+            sa.update(_R)
+            .where(_R.c.run_id == row.run_id)
+            .values(
+                status=RunStatus.ERROR.value,
+                error=error,
+                ended_at=now,
+                updated_at=now,
+                worker_id=None,
+                lease_until=None,
+            )
+        )
+        await self._settle_thread(
+            conn, row.thread_id, Outcome(status=RunStatus.ERROR, error=error), now, temporary=False
+        )
+
+    # -- cancellation and deletion -------------------------------------------
+
+    async def cancel(self, run_ids: list[str], action: CancelAction) -> list[str]:
+        """Cancel pending runs here; flag running ones and return them to be stopped."""
+        now = datetime.now(UTC)
+        async with self.db.write() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(_R.c.run_id, _R.c.status).where(
+                        _R.c.run_id.in_(run_ids), _R.c.status.in_(_IN_FLIGHT)
+                    )
+                )
+            ).all()
+            pending = [r.run_id for r in rows if r.status == RunStatus.PENDING]
+            running = [r.run_id for r in rows if r.status == RunStatus.RUNNING]
+            await self._settle_pending(conn, pending, action, now)
+            await self._mark_cancel(conn, running, action)
+        return running
+
+    async def delete(self, run_id: str, thread_id: str) -> Run:
+        now = datetime.now(UTC)
+        async with self.db.write() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(_R).where(_R.c.run_id == run_id, _R.c.thread_id == thread_id)
+                )
+            ).first()
+            if row is None:
+                raise errors.NotFound(f"Run {run_id} not found")
+            run = run_from_row(row)
+            if run.status == RunStatus.RUNNING:
+                raise errors.Conflict(f"Run {run_id} is running; cancel it first")
+            await conn.execute(sa.delete(_R).where(_R.c.run_id == run_id))
+            await checkpoints.delete_for_runs(conn, [run_id])
+            await self._settle_thread(
+                conn, thread_id, Outcome(status=RunStatus.INTERRUPTED), now, temporary=False
+            )
+        return run
+
+    async def _settle_pending(
+        self, conn: Any, run_ids: list[str], action: CancelAction, now: datetime
+    ) -> None:
+        if not run_ids:
+            return
+        threads = set(
+            (await conn.scalars(sa.select(_R.c.thread_id).where(_R.c.run_id.in_(run_ids)))).all()
+        )
+        if action == CancelAction.ROLLBACK:
+            await conn.execute(sa.delete(_R).where(_R.c.run_id.in_(run_ids)))
+            await checkpoints.delete_for_runs(conn, run_ids)
+        else:
+            await conn.execute(
+                sa.update(_R)
+                .where(_R.c.run_id.in_(run_ids))
+                .values(status=RunStatus.INTERRUPTED.value, ended_at=now, updated_at=now)
+            )
+        for thread_id in threads:
+            await self._settle_thread(
+                conn, thread_id, Outcome(status=RunStatus.INTERRUPTED), now, temporary=False
+            )
+
+    async def _mark_cancel(self, conn: Any, run_ids: list[str], action: CancelAction) -> None:
+        if run_ids:
+            await conn.execute(
+                sa.update(_R).where(_R.c.run_id.in_(run_ids)).values(cancel_action=action.value)
+            )
+
+    async def _settle_thread(
+        self, conn: Any, thread_id: str, outcome: Outcome, now: datetime, *, temporary: bool
+    ) -> None:
+        """Set the thread's status from what is still in flight and how the run ended."""
+        busy = await conn.scalar(
+            sa.select(sa.literal(1))
+            .where(_R.c.thread_id == thread_id, _R.c.status.in_(_IN_FLIGHT))
+            .limit(1)
+        )
+        if temporary and not busy:
+            await conn.execute(sa.delete(_R).where(_R.c.thread_id == thread_id))
+            await conn.execute(sa.delete(_T).where(_T.c.thread_id == thread_id))
+            await checkpoints.delete_thread(conn, thread_id)
+            return
+        changes: dict[str, Any] = {"updated_at": now}
+        if outcome.values is not None:
+            changes["values"] = outcome.values
+            changes["state_updated_at"] = now
+        if outcome.interrupts is not None:
+            changes["interrupts"] = outcome.interrupts
+        if busy:
+            changes["status"] = ThreadStatus.BUSY.value
+        elif outcome.status == RunStatus.ERROR:
+            changes["status"] = ThreadStatus.ERROR.value
+            changes["error"] = outcome.error
+        elif outcome.paused:
+            changes["status"] = ThreadStatus.INTERRUPTED.value
+        else:
+            current = await conn.scalar(sa.select(_T.c.status).where(_T.c.thread_id == thread_id))
+            # A cancel or deletion keeps an error/interrupted thread as it was.
+            if outcome.status == RunStatus.SUCCESS or current == ThreadStatus.BUSY:
+                changes["status"] = ThreadStatus.IDLE.value
+        await conn.execute(sa.update(_T).where(_T.c.thread_id == thread_id).values(changes))
+
+
+def _run_values(run: Run) -> dict[str, Any]:
+    values = {f: getattr(run, f) for f in _RUN_FIELDS}
+    values["status"] = run.status.value
+    values["multitask_strategy"] = run.multitask_strategy.value
+    return values

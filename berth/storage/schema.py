@@ -1,0 +1,170 @@
+"""Berth's tables, in SQLAlchemy Core. Migrations in `migrations/` create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every dialect (SQLite drops the offset)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if value is not None and dialect.name == "sqlite":
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+ID = sa.String(36)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+assistants = sa.Table(
+    "assistants",
+    metadata,
+    sa.Column("assistant_id", ID, primary_key=True),
+    sa.Column("graph_id", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("config", JSON, nullable=False),
+    sa.Column("context", JSON, nullable=False),
+    sa.Column("metadata", JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=_now),
+    sa.Column("updated_at", UTCDateTime, nullable=False, default=_now),
+    sa.Index(None, "graph_id"),
+    sa.Index(None, "created_at"),
+)
+
+assistant_versions = sa.Table(
+    "assistant_versions",
+    metadata,
+    sa.Column(
+        "assistant_id",
+        ID,
+        sa.ForeignKey("assistants.assistant_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("graph_id", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("config", JSON, nullable=False),
+    sa.Column("context", JSON, nullable=False),
+    sa.Column("metadata", JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=_now),
+)
+
+threads = sa.Table(
+    "threads",
+    metadata,
+    sa.Column("thread_id", ID, primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=_now),
+    sa.Column("updated_at", UTCDateTime, nullable=False, default=_now),
+    sa.Column("state_updated_at", UTCDateTime),
+    sa.Column("metadata", JSON, nullable=False),
+    sa.Column("config", JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("values", JSON),
+    sa.Column("interrupts", JSON, nullable=False),
+    sa.Column("error", JSON),
+    sa.Index(None, "status"),
+    sa.Index(None, "created_at"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", ID, primary_key=True),
+    sa.Column(
+        "thread_id",
+        ID,
+        sa.ForeignKey("threads.thread_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("assistant_id", ID, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("metadata", JSON, nullable=False),
+    sa.Column("kwargs", JSON, nullable=False),
+    sa.Column("multitask_strategy", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False, default=0),
+    sa.Column("temporary", sa.Boolean, nullable=False, default=False),
+    sa.Column("available_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("ended_at", UTCDateTime),
+    sa.Column("worker_id", sa.String(64)),
+    sa.Column("lease_until", UTCDateTime),
+    #: a cancel asked for while the run was running: "interrupt" or "rollback"
+    sa.Column("cancel_action", sa.String(16)),
+    sa.Column("error", JSON),
+    sa.Index(None, "thread_id", "created_at"),
+    sa.Index(None, "status", "available_at"),
+    # The database, not Python, guarantees at most one running run per thread.
+    sa.Index(
+        "ux_runs_one_running_per_thread",
+        "thread_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'running'"),
+        postgresql_where=sa.text("status = 'running'"),
+    ),
+)
+
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    sa.Column("thread_id", ID, primary_key=True),
+    sa.Column("checkpoint_ns", sa.String(512), primary_key=True),
+    sa.Column("checkpoint_id", ID, primary_key=True),
+    sa.Column("parent_checkpoint_id", ID),
+    sa.Column("run_id", ID),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("checkpoint", sa.LargeBinary, nullable=False),
+    sa.Column("metadata", JSON, nullable=False),
+    sa.Index(None, "run_id"),
+)
+
+checkpoint_writes = sa.Table(
+    "checkpoint_writes",
+    metadata,
+    sa.Column("thread_id", ID, primary_key=True),
+    sa.Column("checkpoint_ns", sa.String(512), primary_key=True),
+    sa.Column("checkpoint_id", ID, primary_key=True),
+    sa.Column("task_id", ID, primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True),
+    sa.Column("channel", sa.String(255), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("task_path", sa.String(1024), nullable=False, default=""),
+    sa.Column("run_id", ID),
+    sa.Index(None, "run_id"),
+)

@@ -1,0 +1,1 @@
+"""The streaming broker: run events from workers to API subscribers, plus signals."""

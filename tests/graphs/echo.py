@@ -1,0 +1,22 @@
+"""Replies to the last message with ``"echo: <text>"``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from langchain_core.messages import AIMessage, AnyMessage
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import add_messages
+from typing_extensions import TypedDict
+
+
+class State(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def echo(state: State) -> dict[str, Any]:
+    last = state["messages"][-1]
+    return {"messages": [AIMessage(content=f"echo: {last.text}")]}
+
+
+graph = StateGraph(State).add_node(echo).add_edge(START, "echo").compile()

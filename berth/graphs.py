@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import traceback
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -146,8 +147,11 @@ def _import(root: Path, spec: GraphSpec) -> Any:
     except errors.ConfigError:
         raise
     except Exception as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
         raise errors.ConfigError(
-            f"graph {spec.graph_id!r}: importing {location} failed: {type(exc).__name__}: {exc}"
+            f"graph {spec.graph_id!r}: importing {location} failed: "
+            f"{type(exc).__name__}: {exc}{where}"
         ) from exc
     target: Any = module
     for part in attr.split("."):

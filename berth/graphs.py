@@ -31,6 +31,8 @@ class LoadedGraph:
         self.description = spec.description
         self._graph: Pregel | None = None
         self._factory: Callable[..., Any] | None = None
+        #: the server's cross-thread store, given to every graph built here
+        self.store: BaseStore | None = None
         if isinstance(target, StateGraph):
             target = target.compile()
         if isinstance(target, Pregel):
@@ -56,6 +58,7 @@ class LoadedGraph:
         store: BaseStore | None = None,
     ) -> AsyncIterator[Pregel]:
         """Yield the graph for one run, wired to `checkpointer` and `store`."""
+        store = store or self.store
         if self._graph is not None:
             yield _wire(self._graph, checkpointer, store)
             return
@@ -107,7 +110,10 @@ class GraphRegistry:
             if str(folder) not in sys.path:
                 sys.path.insert(0, str(folder))
         graphs = {
-            spec.graph_id: LoadedGraph(spec, _import(project.root, spec)) for spec in project.graphs
+            spec.graph_id: LoadedGraph(
+                spec, load_object(project.root, spec.path, f"graph {spec.graph_id!r}")
+            )
+            for spec in project.graphs
         }
         return cls(graphs)
 
@@ -116,6 +122,10 @@ class GraphRegistry:
 
     def __iter__(self) -> Any:
         return iter(self._graphs.values())
+
+    def attach_store(self, store: BaseStore) -> None:
+        for graph in self._graphs.values():
+            graph.store = store
 
     @property
     def ids(self) -> list[str]:
@@ -128,17 +138,22 @@ class GraphRegistry:
             raise errors.NotFound(f"Graph {graph_id!r} not found") from None
 
 
-def _import(root: Path, spec: GraphSpec) -> Any:
-    location, _, attr = spec.path.rpartition(":")
+def load_object(root: Path, path: str, what: str) -> Any:
+    """Import `./file.py:attr` (relative to `root`) or `package.module:attr`.
+
+    Args:
+        what: how errors name the object (`graph 'agent'`, `store embeddings`).
+    """
+    location, _, attr = path.rpartition(":")
     try:
         if location.endswith(".py") or "/" in location:
             file = (root / location).resolve()
             if not file.is_file():
-                raise errors.ConfigError(f"graph {spec.graph_id!r}: file {file} not found")
-            name = f"berth_graphs.{spec.graph_id}_{abs(hash(str(file)))}"
+                raise errors.ConfigError(f"{what}: file {file} not found")
+            name = f"berth_user.{file.stem}_{abs(hash(str(file)))}"
             module_spec = importlib.util.spec_from_file_location(name, file)
             if module_spec is None or module_spec.loader is None:
-                raise errors.ConfigError(f"graph {spec.graph_id!r}: cannot import {file}")
+                raise errors.ConfigError(f"{what}: cannot import {file}")
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[name] = module
             module_spec.loader.exec_module(module)
@@ -150,14 +165,11 @@ def _import(root: Path, spec: GraphSpec) -> Any:
         frames = traceback.extract_tb(exc.__traceback__)
         where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
         raise errors.ConfigError(
-            f"graph {spec.graph_id!r}: importing {location} failed: "
-            f"{type(exc).__name__}: {exc}{where}"
+            f"{what}: importing {location} failed: {type(exc).__name__}: {exc}{where}"
         ) from exc
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
-            raise errors.ConfigError(
-                f"graph {spec.graph_id!r}: {location} has no attribute {attr!r}"
-            )
+            raise errors.ConfigError(f"{what}: {location} has no attribute {attr!r}")
         target = getattr(target, part)
     return target

@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 import berth
 from berth import project as project_mod
-from berth.api import assistants, errors, runs, system, threads
+from berth.api import assistants, errors, runs, store, system, threads
 from berth.api.deps import Components
 from berth.api.responses import JSONResponse
 from berth.core import ids
@@ -23,6 +23,7 @@ from berth.queue.executor import Executor
 from berth.queue.worker import WorkerPool
 from berth.settings import Settings
 from berth.storage.base import Storage
+from berth.storage.store import open_store
 from berth.streaming.memory import MemoryBroker
 
 log = logging.getLogger("berth")
@@ -30,16 +31,22 @@ log = logging.getLogger("berth")
 
 def create_app(settings: Settings, registry: GraphRegistry | None = None) -> FastAPI:
     """Build the ASGI app for `settings`; storage and workers start with its lifespan."""
+    project = project_mod.load(settings.config_path)
     if registry is None:
-        project = project_mod.load(settings.config_path)
         for key, value in project.env.items():
             os.environ.setdefault(key, value)
         registry = GraphRegistry.load(project)
+    project_store = project.store
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         storage = Storage(settings.database_url)
         await storage.open()
+        exit_stack = contextlib.AsyncExitStack()
+        item_store = await exit_stack.enter_async_context(
+            open_store(settings.database_url, project_store, settings.config_path.resolve().parent)
+        )
+        registry.attach_store(item_store)
         for graph in registry:
             await storage.assistants.ensure_default(
                 assistant_id=ids.default_assistant_id(graph.graph_id),
@@ -70,6 +77,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
             registry=registry,
             runs=Runs(storage=storage, broker=broker, registry=registry),
             state=ThreadState(storage=storage, registry=registry, broker=broker),
+            store=item_store,
         )
         try:
             yield
@@ -77,6 +85,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
             if pool is not None:
                 await pool.stop()
             await broker.stop()
+            await exit_stack.aclose()
             await storage.close()
 
     app = FastAPI(
@@ -94,6 +103,6 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
         expose_headers=["x-pagination-total", "x-pagination-next", "content-location", "location"],
     )
     errors.install(app)
-    for router in (system.router, assistants.router, threads.router, runs.router):
+    for router in (system.router, assistants.router, threads.router, runs.router, store.router):
         app.include_router(router)
     return app

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from fastapi import Request
+from langgraph.store.base import BaseStore
 
 from berth.core import errors, ids
 from berth.core.runs import Runs
@@ -24,6 +25,7 @@ class Components:
     registry: GraphRegistry
     runs: Runs
     state: ThreadState
+    store: BaseStore
 
 
 def components(request: Request) -> Components:

@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--host", default="127.0.0.1")
         sub.add_argument("--port", type=int, default=2024)
         sub.add_argument("--data-dir", type=Path, default=Path(".berth"))
-        sub.add_argument("--workers", type=int, default=None, help="runs executed at once")
+        sub.add_argument("--workers", type=int, default=None, help="runs executed at once by this process (0: serve the API only)")
         sub.add_argument("--no-browser", action="store_true", help="accepted for compatibility")
     return parser
 
@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     server = uvicorn.Server(config)
     where = "PostgreSQL" if settings.database_uri else f"SQLite in {settings.data_dir}"
+    if settings.redis_uri:
+        where += " + Redis"
     print(
         f"Berth listening on http://{settings.host}:{settings.port} "
         f"(graphs: {', '.join(registry.ids)}; state: {where})",

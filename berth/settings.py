@@ -30,10 +30,8 @@ class Settings:
     database_uri: str = ""
     #: `redis://…` for cross-process stream fan-out; empty for the in-process broker
     redis_uri: str = ""
-    #: runs executed at once by this process's worker pool
+    #: runs executed at once by this process's worker pool (0: an API-only process)
     concurrency: int = 10
-    #: run this process's worker pool (an API-only process sets it off)
-    workers: bool = True
     #: a run longer than this ends as `timeout`
     run_timeout: float = 86_400.0
     #: how often a worker renews its runs' leases; a lease lasts three periods

@@ -24,6 +24,7 @@ from berth.queue.worker import WorkerPool
 from berth.settings import Settings
 from berth.storage.base import Storage
 from berth.storage.store import open_store
+from berth.streaming.base import Broker
 from berth.streaming.memory import MemoryBroker
 
 log = logging.getLogger("berth")
@@ -53,10 +54,10 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
                 graph_id=graph.graph_id,
                 name=graph.graph_id,
             )
-        broker = MemoryBroker(stream_ttl=settings.stream_ttl)
+        broker = _broker(settings)
         await broker.start()
         pool: WorkerPool | None = None
-        if settings.workers:
+        if settings.concurrency > 0:
             executor = Executor(
                 storage=storage, registry=registry, broker=broker, run_timeout=settings.run_timeout
             )
@@ -106,3 +107,11 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
     for router in (system.router, assistants.router, threads.router, runs.router, store.router):
         app.include_router(router)
     return app
+
+
+def _broker(settings: Settings) -> Broker:
+    if settings.redis_uri:
+        from berth.streaming.redis import RedisBroker
+
+        return RedisBroker(settings.redis_uri, stream_ttl=settings.stream_ttl)
+    return MemoryBroker(stream_ttl=settings.stream_ttl)

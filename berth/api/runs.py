@@ -151,7 +151,7 @@ async def join_stream(
     run = await c.storage.runs.get(uuid_path(run_id, "run_id"), uuid_path(thread_id, "thread_id"))
     last_id = request.headers.get("last-event-id")
     after = None if last_id is None else ("0-0" if last_id in ("-", "-1", "0") else last_id)
-    known = c.broker.is_finished(run.run_id) is not None
+    known = await c.broker.is_finished(run.run_id) is not None
     events = c.broker.subscribe(run.run_id, after=after)
     run = await c.storage.runs.get(run.run_id)
     if run.status.is_final and (not known or after is None):
@@ -276,7 +276,7 @@ async def wait_stateless(body: schemas.RunCreate, c: Components = Depends(compon
 
 
 async def _join_events(c: Components, run: Run) -> AsyncIterator[StreamEvent] | None:
-    known = c.broker.is_finished(run.run_id) is not None
+    known = await c.broker.is_finished(run.run_id) is not None
     events = c.broker.subscribe(run.run_id, after="0-0")
     current = await c.storage.runs.get(run.run_id)
     if current.status.is_final and not known:

@@ -51,7 +51,7 @@ class Broker(Protocol):
         """
         ...
 
-    def is_finished(self, run_id: str) -> bool | None:
+    async def is_finished(self, run_id: str) -> bool | None:
         """Whether the run's stream closed (None: this broker does not know the run)."""
         ...
 

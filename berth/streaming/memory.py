@@ -89,7 +89,7 @@ class MemoryBroker:
         handle = loop.call_later(delay, expire)
         self._expiry.add(handle)
 
-    def is_finished(self, run_id: str) -> bool | None:
+    async def is_finished(self, run_id: str) -> bool | None:
         stream = self._streams.get(run_id)
         return None if stream is None else stream.finished
 

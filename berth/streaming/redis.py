@@ -1,0 +1,138 @@
+"""RedisBroker: run streams as Redis streams, signals over pub/sub, for many processes.
+
+A run's events are `XADD`ed to `berth:run:<id>`, so Redis assigns the `<ms>-<seq>` ids the
+API serves for `Last-Event-ID`, and any API process can replay or follow any run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from berth.core.models import CancelAction
+from berth.streaming.base import CancelHandler, StreamEvent
+
+log = logging.getLogger("berth.broker")
+
+_END = b"__end__"
+_CANCEL = "berth:cancel"
+_WAKE = "berth:wake"
+#: how long a reader blocks on XREAD before looking again (ms)
+_BLOCK_MS = 5_000
+
+
+def _key(run_id: str) -> str:
+    return f"berth:run:{run_id}"
+
+
+class RedisBroker:
+    """Args:
+    uri: `redis://host:port/db`.
+    stream_ttl: seconds a finished run's events stay for `Last-Event-ID` replays.
+    """
+
+    def __init__(self, uri: str, *, stream_ttl: float = 120.0) -> None:
+        self.stream_ttl = stream_ttl
+        # Each following reader holds a connection in XREAD BLOCK; the pool waits
+        # rather than fails when they are all busy.
+        self._pool = aioredis.BlockingConnectionPool.from_url(uri, max_connections=512, timeout=30)
+        self._redis = aioredis.Redis(connection_pool=self._pool)
+        self._cancel_handlers: list[CancelHandler] = []
+        self._work = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._redis.ping()
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(_CANCEL, _WAKE)
+        self._listener = asyncio.create_task(self._listen(pubsub), name="berth-redis-signals")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        await self._redis.aclose()
+        await self._pool.disconnect()
+
+    async def _listen(self, pubsub: Any) -> None:
+        try:
+            while True:
+                try:
+                    message = await pubsub.get_message(timeout=5.0)
+                except (ConnectionError, aioredis.ConnectionError):
+                    log.warning("redis pub/sub connection lost; reconnecting")
+                    await asyncio.sleep(0.5)
+                    continue
+                if message is None:
+                    continue
+                channel = message["channel"].decode()
+                if channel == _WAKE:
+                    self._work.set()
+                elif channel == _CANCEL:
+                    body = orjson.loads(message["data"])
+                    for handler in self._cancel_handlers:
+                        await handler(body["run_id"], CancelAction(body["action"]))
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def publish(self, run_id: str, event: str, data: bytes) -> StreamEvent:
+        event_id = await self._redis.xadd(_key(run_id), {b"e": event.encode(), b"d": data})
+        return StreamEvent(event_id.decode(), event, data)
+
+    async def finish(self, run_id: str, *, keep: bool) -> None:
+        key = _key(run_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(key, {b"e": _END, b"d": b""})
+            # Non-resumable streams only need to outlive readers already following them.
+            pipe.expire(key, max(1, int(self.stream_ttl if keep else 5)))
+            await pipe.execute()
+
+    async def is_finished(self, run_id: str) -> bool | None:
+        last = await self._redis.xrevrange(_key(run_id), count=1)
+        if not last:
+            return None
+        return last[0][1].get(b"e") == _END
+
+    def subscribe(self, run_id: str, *, after: str | None) -> AsyncIterator[StreamEvent]:
+        return self._read(run_id, after)
+
+    async def _read(self, run_id: str, after: str | None) -> AsyncIterator[StreamEvent]:
+        key = _key(run_id)
+        if after is None:
+            last = await self._redis.xrevrange(key, count=1)
+            cursor = last[0][0].decode() if last else "0-0"
+        else:
+            cursor = after
+        while True:
+            batch = await self._redis.xread({key: cursor}, block=_BLOCK_MS, count=256)
+            if not batch:
+                continue
+            for entry_id, fields in batch[0][1]:
+                cursor = entry_id.decode()
+                name = fields.get(b"e", b"")
+                if name == _END:
+                    return
+                yield StreamEvent(cursor, name.decode(), fields.get(b"d", b""))
+
+    async def cancel(self, run_id: str, action: CancelAction) -> None:
+        await self._redis.publish(_CANCEL, orjson.dumps({"run_id": run_id, "action": action.value}))
+
+    def on_cancel(self, handler: CancelHandler) -> None:
+        self._cancel_handlers.append(handler)
+
+    async def wake_workers(self) -> None:
+        self._work.set()
+        await self._redis.publish(_WAKE, b"1")
+
+    async def wait_for_work(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._work.wait(), timeout)
+        self._work.clear()

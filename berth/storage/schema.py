@@ -168,3 +168,65 @@ checkpoint_writes = sa.Table(
     sa.Column("run_id", ID),
     sa.Index(None, "run_id"),
 )
+
+crons = sa.Table(
+    "crons",
+    metadata,
+    sa.Column("cron_id", ID, primary_key=True),
+    sa.Column("assistant_id", ID, nullable=False),
+    sa.Column(
+        "thread_id", ID, sa.ForeignKey("threads.thread_id", ondelete="CASCADE"), nullable=True
+    ),
+    sa.Column("user_id", sa.String(255)),
+    sa.Column("schedule", sa.String(255), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False, default="UTC"),
+    sa.Column("end_time", UTCDateTime),
+    sa.Column("next_run_date", UTCDateTime),
+    sa.Column("payload", JSON, nullable=False),
+    sa.Column("metadata", JSON, nullable=False),
+    sa.Column("on_run_completed", sa.String(16)),
+    sa.Column("multitask_strategy", sa.String(16)),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "enabled", "next_run_date"),
+    sa.Index(None, "assistant_id"),
+    sa.Index(None, "thread_id"),
+)
+
+#: the webhook outbox: one row per run end to announce, written with the run's end
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("delivery_id", ID, primary_key=True),
+    sa.Column("run_id", ID, nullable=False),
+    sa.Column("thread_id", ID),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("payload", JSON, nullable=False),
+    #: pending | delivered | failed
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claimed_until", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "run_id"),
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("delivery_id", ID, primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("error", sa.Text),
+    #: delivered | retry | failed
+    sa.Column("outcome", sa.String(16), nullable=False),
+)

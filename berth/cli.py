@@ -34,7 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--host", default="127.0.0.1")
         sub.add_argument("--port", type=int, default=2024)
         sub.add_argument("--data-dir", type=Path, default=Path(".berth"))
-        sub.add_argument("--workers", type=int, default=None, help="runs executed at once by this process (0: serve the API only)")
+        sub.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="runs executed at once by this process (0: serve the API only)",
+        )
         sub.add_argument("--no-browser", action="store_true", help="accepted for compatibility")
     return parser
 

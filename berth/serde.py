@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 from langgraph.types import Interrupt
 
-_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+# Dataclasses come to `default` so LangGraph types (Interrupt) get their wire shape.
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def default(obj: Any) -> Any:

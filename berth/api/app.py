@@ -106,6 +106,14 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
     errors.install(app)
     for router in (system.router, assistants.router, threads.router, runs.router, store.router):
         app.include_router(router)
+    if not project.http.get("disable_mcp"):
+        from berth.protocols import mcp
+
+        app.include_router(mcp.router(project.http))
+    if not project.http.get("disable_a2a"):
+        from berth.protocols import a2a
+
+        app.include_router(a2a.router)
     return app
 
 

@@ -11,7 +11,7 @@ from berth.api import schemas
 from berth.api.deps import Components, components, page_headers, select, uuid_path
 from berth.api.responses import JSONResponse
 from berth.core import errors, ids
-from berth.core.models import Assistant
+from berth.core.models import Assistant, CancelAction
 from berth.core.runs import resolve_assistant_id
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])
@@ -42,9 +42,20 @@ def _mirror(
         raise errors.BadRequest(
             "Cannot specify both configurable and context. Prefer setting context alone."
         )
-    context = context or configurable
+    context = _client_keys(context or configurable)
     config["configurable"] = context
     return config, dict(context)
+
+
+def _client_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """Drop keys the server sets on each run, so an assistant cannot forge them."""
+    return {
+        k: v
+        for k, v in values.items()
+        if k != "langgraph_request_id"
+        and not k.startswith("langgraph_auth_")
+        and not (k.startswith("__") and k.endswith("__"))
+    }
 
 
 async def _get(c: Components, assistant_id: str) -> Assistant:
@@ -113,11 +124,15 @@ async def patch(
     if "graph_id" in changes and changes["graph_id"] not in c.registry:
         raise errors.NotFound(f"Graph {changes['graph_id']!r} not found")
     if "config" in changes or "context" in changes:
-        config, context = _mirror(
-            changes.get("config", current.config if "context" not in changes else {}),
-            changes.get("context"),
-        )
-        changes["config"], changes["context"] = config, context
+        if "config" in changes:
+            config = changes["config"]
+            if "context" not in changes and not config.get("configurable"):
+                # A config without `configurable` leaves the context as it was.
+                config = {**config, "configurable": current.context}
+        else:
+            # New context alone keeps the rest of the config (tags, recursion_limit…).
+            config = {**current.config, "configurable": {}}
+        changes["config"], changes["context"] = _mirror(config, changes.get("context"))
     return public(await c.storage.assistants.update(current.assistant_id, changes))
 
 
@@ -126,13 +141,23 @@ async def delete(
     assistant_id: str, delete_threads: bool = False, c: Components = Depends(components)
 ) -> Response:
     assistant_id = uuid_path(assistant_id, "assistant_id")
-    await c.storage.assistants.delete(assistant_id)
-    if delete_threads:
+    in_flight = await c.storage.assistants.delete(assistant_id)
+    if in_flight:
+        # Its runs cannot go on without it; stop them and keep what they wrote.
+        await c.runs.cancel(in_flight, CancelAction.INTERRUPT)
+    while delete_threads:
         threads, _ = await c.storage.threads.search(
-            metadata={"assistant_id": assistant_id}, limit=10_000
+            metadata={"assistant_id": assistant_id}, limit=1000
         )
+        if not threads:
+            break
         for thread in threads:
-            await c.storage.threads.delete(thread.thread_id)
+            try:
+                stopped = await c.storage.threads.delete(thread.thread_id)
+            except errors.NotFound:
+                continue  # deleted meanwhile
+            for run_id in stopped:
+                await c.broker.cancel(run_id, CancelAction.ROLLBACK)
     return Response(status_code=204)
 
 
@@ -173,7 +198,24 @@ async def graph(assistant_id: str, xray: str = "false", c: Components = Depends(
         depth = int(xray)
     async with c.registry.get(assistant.graph_id).build(assistant.config, checkpointer=None) as g:
         drawable = await g.aget_graph(config=assistant.config, xray=depth)
-        return serde.to_jsonable(drawable.to_json())
+        return serde.to_jsonable(_drawn(drawable.to_json()))
+
+
+def _drawn(drawn: dict[str, Any]) -> dict[str, Any]:
+    """Give every node `id`, `type` and `data`, as clients index all three.
+
+    langchain-core omits `data` for nodes without one (`__end__`); the SDK documents
+    the entry and exit nodes as `{"type": "schema", "data": "__start__"}`.
+    """
+    nodes = []
+    for node in drawn.get("nodes", []):
+        node = dict(node)
+        if node["id"] in ("__start__", "__end__"):
+            node["type"], node["data"] = "schema", node["id"]
+        node.setdefault("type", "unknown")
+        node.setdefault("data", node["id"])
+        nodes.append(node)
+    return {**drawn, "nodes": nodes}
 
 
 @router.api_route("/{assistant_id}/schemas", methods=["GET", "HEAD"])
@@ -193,12 +235,29 @@ def _schemas(g: Any) -> dict[str, Any]:
     return {
         "input_schema": attempt(g.get_input_jsonschema),
         "output_schema": attempt(g.get_output_jsonschema),
-        "state_schema": attempt(
-            lambda: g.get_state_jsonschema() if hasattr(g, "get_state_jsonschema") else None
-        ),
+        "state_schema": attempt(lambda: _state_jsonschema(g)),
         "config_schema": attempt(g.get_config_jsonschema),
         "context_schema": attempt(g.get_context_jsonschema),
     }
+
+
+def _state_jsonschema(g: Any) -> dict[str, Any] | None:
+    """The JSON schema of a StateGraph's full state (inputs, outputs and private keys)."""
+    if hasattr(g, "get_state_jsonschema"):
+        return g.get_state_jsonschema()  # type: ignore[no-any-return]
+    builder = getattr(g, "builder", None)
+    if builder is None or getattr(builder, "state_schema", None) is None:
+        return None
+    # langgraph builds its input/output schemas with this helper; the state schema is
+    # the same construction over the builder's state type.
+    from langgraph.graph.state import _get_json_schema
+
+    return _get_json_schema(  # type: ignore[no-any-return]
+        typ=builder.state_schema,
+        schemas=builder.schemas,
+        channels=builder.channels,
+        name=g.get_name("State"),
+    )
 
 
 @router.api_route("/{assistant_id}/subgraphs", methods=["GET", "HEAD"])

@@ -41,6 +41,14 @@ def install(app: FastAPI) -> None:
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _describe(exc)}, status_code=422)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input: log it whole, answer JSON so the SDK can read it.
+        log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(
+            {"detail": f"Internal server error: {type(exc).__name__}"}, status_code=500
+        )
+
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse(

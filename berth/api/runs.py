@@ -248,6 +248,9 @@ def _wait_response(
 
 async def _wait_new(c: Components, thread_id: str | None, body: schemas.RunCreate) -> Response:
     request = _request(body)
+    if "values" not in request.stream_mode:
+        # The body is the last `values` event; a stateless run's thread is gone by then.
+        request = dataclasses.replace(request, stream_mode=[*request.stream_mode, "values"])
     run_id = ids.new_id()
     events = c.broker.subscribe(run_id, after=None)
     try:
@@ -330,7 +333,7 @@ async def get(thread_id: str, run_id: str, c: Components = Depends(components)) 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
 async def delete(thread_id: str, run_id: str, c: Components = Depends(components)) -> Response:
-    await c.storage.runs.delete(uuid_path(run_id, "run_id"), uuid_path(thread_id, "thread_id"))
+    await c.runs.delete(uuid_path(run_id, "run_id"), uuid_path(thread_id, "thread_id"))
     return Response(status_code=204)
 
 
@@ -364,12 +367,16 @@ async def cancel_many(
     if body.run_ids:
         if not body.thread_id:
             raise errors.InvalidInput("run_ids needs thread_id")
-        run_ids = [uuid_path(r, "run_ids") for r in body.run_ids]
+        wanted = {uuid_path(r, "run_ids") for r in body.run_ids}
+        on_thread = await c.storage.runs.in_flight(thread_id=uuid_path(body.thread_id, "thread_id"))
+        # Only the named thread's runs: an id from another thread is not cancelled.
+        run_ids = [r.run_id for r in on_thread if r.run_id in wanted]
     elif body.status:
         status = None if body.status == "all" else body.status
         run_ids = [r.run_id for r in await c.storage.runs.in_flight(status=status)]
     elif body.thread_id:
-        run_ids = [r.run_id for r in await c.storage.runs.in_flight(thread_id=body.thread_id)]
+        thread = uuid_path(body.thread_id, "thread_id")
+        run_ids = [r.run_id for r in await c.storage.runs.in_flight(thread_id=thread)]
     else:
         raise errors.InvalidInput("give status, or thread_id with run_ids")
     await c.runs.cancel(run_ids, action)

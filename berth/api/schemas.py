@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from berth.core.ids import is_uuid
 from berth.core.models import MultitaskStrategy, OnCompletion, OnDisconnect
 
 StreamMode = Literal[
@@ -19,6 +21,44 @@ StreamMode = Literal[
     "debug",
     "events",
 ]
+
+
+AssistantField = Literal[
+    "assistant_id",
+    "graph_id",
+    "name",
+    "description",
+    "config",
+    "context",
+    "created_at",
+    "updated_at",
+    "metadata",
+    "version",
+]
+ThreadField = Literal[
+    "thread_id",
+    "created_at",
+    "updated_at",
+    "state_updated_at",
+    "metadata",
+    "config",
+    "context",
+    "status",
+    "values",
+    "interrupts",
+    "error",
+]
+
+
+#: `key(.key|[index])*`, as `threads.search(extract=…)` takes them
+EXTRACT_PATH = re.compile(r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*|\[-?\d+\])*")
+
+
+def _uuids(value: list[str] | None) -> list[str] | None:
+    for item in value or []:
+        if not is_uuid(item):
+            raise ValueError(f"must be UUIDs, not {item!r}")
+    return value
 
 
 class Body(BaseModel):
@@ -53,7 +93,7 @@ class AssistantSearch(Body):
     offset: int = Field(0, ge=0)
     sort_by: str | None = None
     sort_order: Literal["asc", "desc"] | None = None
-    select: list[str] | None = None
+    select: list[AssistantField] | None = None
 
 
 class AssistantCount(Body):
@@ -72,12 +112,22 @@ class SetLatest(Body):
     version: int
 
 
+class ThreadSuperstepUpdate(Body):
+    values: Any = None
+    command: dict[str, Any] | None = None
+    as_node: str
+
+
+class ThreadSuperstep(Body):
+    updates: list[ThreadSuperstepUpdate]
+
+
 class ThreadCreate(Body):
     thread_id: str | None = None
     metadata: dict[str, Any] | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
     graph_id: str | None = None
-    supersteps: list[dict[str, Any]] | None = None
+    supersteps: list[ThreadSuperstep] | None = None
 
 
 class ThreadPatch(Body):
@@ -93,7 +143,18 @@ class ThreadSearch(Body):
     offset: int = Field(0, ge=0)
     sort_by: str | None = None
     sort_order: Literal["asc", "desc"] | None = None
-    select: list[str] | None = None
+    select: list[ThreadField] | None = None
+    extract: dict[str, str] | None = Field(None, max_length=10)
+
+    _ids = field_validator("ids")(_uuids)
+
+    @field_validator("extract")
+    @classmethod
+    def _paths(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for path in (value or {}).values():
+            if not EXTRACT_PATH.fullmatch(path):
+                raise ValueError(f"not a path like 'values.messages[-1]': {path!r}")
+        return value
 
 
 class ThreadCount(Body):
@@ -112,6 +173,7 @@ class StateUpdate(Body):
 class StateAtCheckpoint(Body):
     checkpoint: dict[str, Any]
     subgraphs: bool = False
+    select: list[str] | None = None
 
 
 class HistoryQuery(Body):
@@ -119,6 +181,7 @@ class HistoryQuery(Body):
     before: str | dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     checkpoint: dict[str, Any] | None = None
+    select: list[str] | None = None
 
 
 class RunCreate(Body):

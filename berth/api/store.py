@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from langgraph.store.base import BaseStore, Item, SearchItem
+from langgraph.store.base import NOT_PROVIDED, BaseStore, Item, SearchItem
 from pydantic import Field
 
 from berth.api import schemas
-from berth.api.deps import Components, components, truthy
+from berth.api.deps import Components, components
 from berth.core import errors
 
 router = APIRouter(prefix="/store", tags=["store"])
@@ -27,6 +28,31 @@ def _namespace(
         if "." in label:
             raise errors.InvalidInput(f"namespace label {label!r} must not contain '.'")
     return tuple(labels)
+
+
+#: the comparison operators both store backends implement
+_FILTER_OPS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"})
+#: field names the store accepts (it builds JSON paths from them)
+_FILTER_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _filter(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Reject what the store would fail on with a 500: unknown operators, odd field names."""
+    for key, condition in (raw or {}).items():
+        if not _FILTER_KEY.match(key):
+            raise errors.InvalidInput(
+                f"filter field {key!r} must be a top-level field name (letters, digits, _ or -)"
+            )
+        if isinstance(condition, dict):
+            if not condition:
+                raise errors.InvalidInput(f"filter on {key!r} has no operator")
+            for op in condition:
+                if op not in _FILTER_OPS:
+                    raise errors.InvalidInput(
+                        f"unsupported filter operator {op!r} on {key!r};"
+                        f" use one of {', '.join(sorted(_FILTER_OPS))}"
+                    )
+    return raw
 
 
 def _aware(moment: datetime) -> datetime:
@@ -51,11 +77,24 @@ def _store(c: Components) -> BaseStore:
     return c.store
 
 
+def _flag(name: str, raw: str | None) -> bool | None:
+    if raw is None:
+        return None
+    lowered = raw.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise errors.InvalidInput(f"{name} must be true or false, not {raw!r}")
+
+
 class PutItem(schemas.Body):
     namespace: list[str]
     key: str = Field(min_length=1)
     value: dict[str, Any]
-    index: bool | list[str] | None = None
+    #: false = not embedded; a list of JSON paths; null = the configured `fields`
+    index: Literal[False] | list[str] | None = None
+    #: minutes; absent = the configured `store.ttl.default_ttl`, null = never expires
     ttl: float | None = Field(None, gt=0)
 
 
@@ -83,9 +122,9 @@ class ListNamespaces(schemas.Body):
 
 @router.put("/items", status_code=204)
 async def put_item(body: PutItem, c: Components = Depends(components)) -> Response:
-    index: Any = body.index if body.index is not None else None
+    ttl: Any = body.ttl if "ttl" in body.model_fields_set else NOT_PROVIDED
     await _store(c).aput(
-        _namespace(body.namespace), body.key, body.value, index=index, ttl=body.ttl
+        _namespace(body.namespace), body.key, body.value, index=body.index, ttl=ttl
     )
     return Response(status_code=204)
 
@@ -98,10 +137,8 @@ async def get_item(request: Request, c: Components = Depends(components)) -> Any
         raise errors.BadRequest("key is required")
     raw = params.get("namespace", "")
     namespace = _namespace(raw.split(".") if raw else [])
-    refresh = params.get("refresh_ttl")
-    item = await _store(c).aget(
-        namespace, key, refresh_ttl=truthy(refresh) if refresh is not None else None
-    )
+    refresh = _flag("refresh_ttl", params.get("refresh_ttl"))
+    item = await _store(c).aget(namespace, key, refresh_ttl=refresh)
     return None if item is None else _item(item)
 
 
@@ -116,7 +153,7 @@ async def search_items(body: SearchItems, c: Components = Depends(components)) -
     found = await _store(c).asearch(
         _namespace(body.namespace_prefix, allow_empty=True),
         query=body.query,
-        filter=body.filter,
+        filter=_filter(body.filter),
         limit=body.limit,
         offset=body.offset,
         refresh_ttl=body.refresh_ttl,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from berth import serde
 from berth.api import schemas
@@ -39,21 +40,42 @@ async def create(body: schemas.ThreadCreate, c: Components = Depends(components)
     metadata = dict(body.metadata or {})
     if body.graph_id:
         metadata["graph_id"] = body.graph_id
+    if body.supersteps and metadata.get("graph_id") not in c.registry:
+        raise errors.BadRequest("supersteps need a registered graph_id in the thread metadata")
+    if body.supersteps and body.if_exists == "do_nothing":
+        # An existing thread is returned untouched: its history must not grow.
+        try:
+            return public(await c.storage.threads.get(thread_id))
+        except errors.NotFound:
+            pass
     thread = await c.storage.threads.create(
         thread_id=thread_id, metadata=metadata, if_exists=body.if_exists
     )
-    for superstep in body.supersteps or []:
-        for update in superstep.get("updates", []):
-            await c.state.update(
-                thread_id,
-                values=update.get("values"),
-                as_node=update.get("as_node"),
-                checkpoint=None,
-                checkpoint_id=None,
-            )
     if body.supersteps:
+        await c.state.bulk_update(thread_id, [_updates(step) for step in body.supersteps])
         thread = await c.storage.threads.get(thread_id)
     return public(thread)
+
+
+def _extract(item: Any, path: str) -> Any:
+    """Follow `values.messages[-1]` through a thread; None where the path runs out."""
+    for key, index in re.findall(r"([^.\[\]]+)|\[(-?\d+)\]", path):
+        try:
+            item = item[int(index)] if index else item[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return serde.to_jsonable(item)
+
+
+def _updates(superstep: schemas.ThreadSuperstep) -> list[dict[str, Any]]:
+    """One superstep's updates; a `command` stands in for `values` via its `update`."""
+    out = []
+    for update in superstep.updates:
+        values = update.values
+        if values is None and update.command:
+            values = update.command.get("update")
+        out.append({"values": values, "as_node": update.as_node})
+    return out
 
 
 @router.post("/search")
@@ -68,7 +90,14 @@ async def search(body: schemas.ThreadSearch, c: Components = Depends(components)
         sort_by=body.sort_by,
         sort_order=body.sort_order,
     )
-    items = [select(public(t), body.select) for t in found]
+    items = []
+    for thread in found:
+        item = public(thread)
+        if body.extract:
+            item["extracted"] = {
+                alias: _extract(item, path) for alias, path in body.extract.items()
+            }
+        items.append(select(item, [*body.select, "extracted"] if body.select else None))
     return JSONResponse(
         serde.to_jsonable(items), headers=page_headers(total, body.offset, len(items))
     )
@@ -111,11 +140,27 @@ async def copy(thread_id: str, c: Components = Depends(components)) -> Any:
     return public(await c.storage.threads.copy(uuid_path(thread_id, "thread_id"), ids.new_id()))
 
 
+def _select_state(state: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+    """Keep the requested ThreadState fields; `values.<key>` keeps one state key."""
+    if not fields:
+        return state
+    keys = {f.partition(".")[0] for f in fields}
+    value_keys = [f.partition(".")[2] for f in fields if f.startswith("values.")]
+    out = {k: v for k, v in state.items() if k in keys}
+    if value_keys and "values" not in fields and isinstance(state.get("values"), dict):
+        out["values"] = {k: v for k, v in state["values"].items() if k in value_keys}
+    return out
+
+
 @router.api_route("/{thread_id}/state", methods=["GET", "HEAD"])
 async def get_state(
-    thread_id: str, subgraphs: str | None = None, c: Components = Depends(components)
+    thread_id: str,
+    subgraphs: str | None = None,
+    select: list[str] | None = Query(None),
+    c: Components = Depends(components),
 ) -> Any:
-    return await c.state.get(uuid_path(thread_id, "thread_id"), subgraphs=truthy(subgraphs))
+    state = await c.state.get(uuid_path(thread_id, "thread_id"), subgraphs=truthy(subgraphs))
+    return _select_state(state, select)
 
 
 @router.api_route("/{thread_id}/state/{checkpoint_id}", methods=["GET", "HEAD"])
@@ -123,22 +168,25 @@ async def get_state_at(
     thread_id: str,
     checkpoint_id: str,
     subgraphs: str | None = None,
+    select: list[str] | None = Query(None),
     c: Components = Depends(components),
 ) -> Any:
-    return await c.state.get(
+    state = await c.state.get(
         uuid_path(thread_id, "thread_id"),
         checkpoint_id=uuid_path(checkpoint_id, "checkpoint_id"),
         subgraphs=truthy(subgraphs),
     )
+    return _select_state(state, select)
 
 
 @router.post("/{thread_id}/state/checkpoint")
 async def post_state_at(
     thread_id: str, body: schemas.StateAtCheckpoint, c: Components = Depends(components)
 ) -> Any:
-    return await c.state.get(
+    state = await c.state.get(
         uuid_path(thread_id, "thread_id"), checkpoint=body.checkpoint, subgraphs=body.subgraphs
     )
+    return _select_state(state, body.select)
 
 
 @router.post("/{thread_id}/state")
@@ -157,29 +205,30 @@ async def update_state(
 @router.api_route("/{thread_id}/history", methods=["GET", "HEAD"])
 async def get_history(
     thread_id: str,
-    limit: int = 1,
+    limit: int = Query(1, ge=1, le=10_000),
     before: str | None = None,
+    select: list[str] | None = Query(None),
     c: Components = Depends(components),
 ) -> Any:
-    if limit < 1:
-        raise errors.InvalidInput("limit must be at least 1")
-    return await c.state.history(
+    states = await c.state.history(
         uuid_path(thread_id, "thread_id"),
         limit=limit,
         before=before,
         metadata=None,
         checkpoint=None,
     )
+    return [_select_state(s, select) for s in states]
 
 
 @router.post("/{thread_id}/history")
 async def post_history(
     thread_id: str, body: schemas.HistoryQuery, c: Components = Depends(components)
 ) -> Any:
-    return await c.state.history(
+    states = await c.state.history(
         uuid_path(thread_id, "thread_id"),
         limit=body.limit,
         before=body.before,
         metadata=body.metadata,
         checkpoint=body.checkpoint,
     )
+    return [_select_state(s, body.select) for s in states]

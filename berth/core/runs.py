@@ -169,6 +169,14 @@ class Runs:
             available_at=now + timedelta(seconds=request.after_seconds or 0),
             temporary=temporary,
         )
+        # Pending runs an interrupt/rollback settles in storage have no worker to close
+        # their streams; note them now to close them after.
+        displaced: list[str] = []
+        if not stateless and request.multitask_strategy in (
+            MultitaskStrategy.INTERRUPT,
+            MultitaskStrategy.ROLLBACK,
+        ):
+            displaced = [r.run_id for r in await self.storage.runs.in_flight(thread_id=thread_id)]
         admission = await self.storage.runs.create(
             run,
             create_thread=stateless or request.if_not_exists == "create",
@@ -180,6 +188,9 @@ class Runs:
         if admission.cancel_action is not None:
             for run_id in admission.to_cancel:
                 await self.broker.cancel(run_id, admission.cancel_action)
+        for run_id in displaced:
+            if run_id not in admission.to_cancel:
+                await self._close_settled(run_id)
         await self.broker.wake_workers()
         return admission.run
 
@@ -188,4 +199,26 @@ class Runs:
         running = await self.storage.runs.cancel(run_ids, action)
         for run_id in running:
             await self.broker.cancel(run_id, action)
+        for run_id in run_ids:
+            if run_id not in running:
+                await self._close_settled(run_id)
         return running
+
+    async def delete(self, run_id: str, thread_id: str) -> None:
+        """Delete a run that is not running (its checkpoints go with it)."""
+        await self.storage.runs.delete(run_id, thread_id)
+        await self._close_settled(run_id)
+
+    async def _close_settled(self, run_id: str) -> None:
+        """Close the stream of a run that ended without a worker (a cancelled pending run).
+
+        Clients streaming or joining it wait for the stream to close; no worker will.
+        """
+        if await self.broker.is_finished(run_id) is not False:
+            return
+        try:
+            run = await self.storage.runs.get(run_id)
+        except errors.NotFound:
+            run = None  # a rollback deleted it
+        if run is None or run.status == RunStatus.INTERRUPTED:
+            await self.broker.finish(run_id, keep=False)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from langgraph.types import StateSnapshot
+from langgraph.errors import InvalidUpdateError
+from langgraph.types import StateSnapshot, StateUpdate
 
 from berth import serde
 from berth.core import errors, ids
@@ -15,11 +17,16 @@ if TYPE_CHECKING:
     from berth.streaming.base import Broker
 
 
-def _checkpoint(config: dict[str, Any] | None) -> dict[str, Any] | None:
+def _checkpoint(config: dict[str, Any] | None, *, need_id: bool = True) -> dict[str, Any] | None:
+    """The API's Checkpoint object for a config; None when it names no checkpoint.
+
+    A pending subgraph task's config names the child's namespace but no checkpoint id
+    yet (`need_id=False` keeps it, so clients can address the child's state).
+    """
     if not config:
         return None
     conf = config.get("configurable", {})
-    if "checkpoint_id" not in conf:
+    if need_id and "checkpoint_id" not in conf:
         return None
     out = {
         "thread_id": conf.get("thread_id"),
@@ -47,7 +54,9 @@ def snapshot_dict(snapshot: StateSnapshot) -> dict[str, Any]:
                 if task.error is None
                 else f"{type(task.error).__name__}({task.error})",
                 "interrupts": [serde.interrupt_dict(i) for i in task.interrupts],
-                "checkpoint": _checkpoint(state) if isinstance(state, dict) else None,
+                "checkpoint": (
+                    _checkpoint(state, need_id=False) if isinstance(state, dict) else None
+                ),
                 "state": snapshot_dict(state) if isinstance(state, StateSnapshot) else None,
                 "result": task.result,
             }
@@ -175,6 +184,31 @@ class ThreadState:
         checkpoint: dict[str, Any] | None,
         checkpoint_id: str | None,
     ) -> dict[str, Any]:
+        """Apply one update as `as_node` would have; return the new checkpoint."""
+        config = checkpoint_config(thread_id, checkpoint, checkpoint_id)
+        return await self._write(
+            thread_id, config, lambda graph: graph.aupdate_state(config, values, as_node=as_node)
+        )
+
+    async def bulk_update(
+        self, thread_id: str, supersteps: list[list[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """Apply supersteps of updates, each superstep one checkpoint (`POST /threads`)."""
+        config = checkpoint_config(thread_id)
+        steps = [
+            [StateUpdate(u.get("values"), u.get("as_node"), u.get("task_id")) for u in step]
+            for step in supersteps
+        ]
+        return await self._write(
+            thread_id, config, lambda graph: graph.abulk_update_state(config, steps)
+        )
+
+    async def _write(
+        self,
+        thread_id: str,
+        config: dict[str, Any],
+        apply: Callable[[Any], Awaitable[Any]],
+    ) -> dict[str, Any]:
         thread = await self.storage.threads.get(thread_id)
         graph_id = thread.metadata.get("graph_id")
         if not isinstance(graph_id, str) or graph_id not in self.registry:
@@ -183,13 +217,12 @@ class ThreadState:
             )
         if await self.storage.runs.in_flight(thread_id=thread_id):
             raise errors.Conflict(f"Thread {thread_id} has a run in flight; try again after it")
-        config = checkpoint_config(thread_id, checkpoint, checkpoint_id)
         async with self.registry.get(graph_id).build(
             config, checkpointer=self.storage.checkpointer
         ) as graph:
             try:
-                new_config = await graph.aupdate_state(config, values, as_node=as_node)
-            except (ValueError, KeyError, TypeError) as exc:
+                new_config = await apply(graph)
+            except (ValueError, KeyError, TypeError, InvalidUpdateError) as exc:
                 raise errors.BadRequest(f"Cannot update state: {exc}") from exc
             snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
         interrupts = {

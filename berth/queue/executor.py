@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
 
 from berth import serde
@@ -70,28 +72,48 @@ class Executor:
         config = run_config(run)
         requested = kwargs.get("stream_mode") or ["values"]
         modes = sorted({"values", *(LANGGRAPH_MODE[m] for m in requested if m in LANGGRAPH_MODE)})
+        nested = bool(kwargs.get("subgraphs"))
+        options: dict[str, Any] = {
+            "context": kwargs.get("context") or None,
+            "stream_mode": modes,
+            "subgraphs": nested,
+            "interrupt_before": kwargs.get("interrupt_before"),
+            "interrupt_after": kwargs.get("interrupt_after"),
+            "durability": kwargs.get("durability") or "async",
+        }
         loaded = self.registry.get(kwargs["graph_id"])
         async with loaded.build(config, checkpointer=self.storage.checkpointer) as graph:
-            stream = graph.astream(
-                graph_input(kwargs),
-                config,
-                context=kwargs.get("context") or None,
-                stream_mode=modes,
-                subgraphs=bool(kwargs.get("subgraphs")),
-                interrupt_before=kwargs.get("interrupt_before"),
-                interrupt_after=kwargs.get("interrupt_after"),
-                durability=kwargs.get("durability") or "async",
-            )
-            nested = bool(kwargs.get("subgraphs"))
+            # Options come from stored JSON; LangGraph's overloads expect literal types.
+            pregel: Any = graph
+            if "events" in requested:
+                events = pregel.astream_events(graph_input(kwargs), config, version="v2", **options)
+                stream = self._root_chunks(run.run_id, events)
+            else:
+                stream = pregel.astream(graph_input(kwargs), config, **options)
             async for chunk in stream:
                 ns, mode, payload = chunk if nested else ((), *chunk)
-                if mode == "values" and "values" not in requested:
-                    continue
-                if mode not in ("values",) and not _wanted(mode, requested):
+                if not _wanted(mode, requested):
                     continue
                 for event, data in translator.translate(ns, mode, payload):
                     await self.broker.publish(run.run_id, event, data)
             return await self._with_state(run, Outcome(status=RunStatus.SUCCESS), graph=graph)
+
+    async def _root_chunks(
+        self, run_id: str, events: AsyncIterator[dict[str, Any]]
+    ) -> AsyncIterator[Any]:
+        """Publish astream_events records as `events`; yield the graph's own stream chunks.
+
+        The root run's `on_chain_stream` records carry exactly what `astream` would have
+        yielded, so every other requested mode is served from them, in order.
+        """
+        root: str | None = None
+        async for event in events:
+            if root is None:
+                root = event["run_id"]
+            if event["event"] == "on_chain_stream" and event["run_id"] == root:
+                yield event["data"]["chunk"]
+            elif "langsmith:hidden" not in (event.get("tags") or ()):
+                await self.broker.publish(run_id, "events", serde.dumps(event))
 
     async def _with_state(self, run: Run, outcome: Outcome, graph: Any = None) -> Outcome:
         """Add the thread's latest values and pending interrupts to `outcome`."""
@@ -118,6 +140,7 @@ class Executor:
 
 
 def _wanted(mode: str, requested: list[str]) -> bool:
+    """Whether a LangGraph chunk of `mode` feeds a mode the client asked for."""
     if mode == "messages":
         return "messages" in requested or "messages-tuple" in requested
     return mode in requested
@@ -132,7 +155,7 @@ class CancelSlot:
         self.action: CancelAction | None = None
 
 
-def run_config(run: Run) -> dict[str, Any]:
+def run_config(run: Run) -> RunnableConfig:
     kwargs = run.kwargs
     config = dict(kwargs.get("config") or {})
     configurable = dict(config.get("configurable") or {})
@@ -154,7 +177,7 @@ def run_config(run: Run) -> dict[str, Any]:
         "run_id": run.run_id,
         "run_attempt": run.attempt,
     }
-    return config
+    return cast(RunnableConfig, config)
 
 
 def graph_input(kwargs: dict[str, Any]) -> Any:

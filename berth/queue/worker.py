@@ -106,7 +106,12 @@ class WorkerPool:
             await self.broker.wait_for_work(await self._idle_timeout())
 
     async def _idle_timeout(self) -> float:
-        due = await self.storage.runs.next_available_at()
+        try:
+            due = await self.storage.runs.next_available_at()
+        except Exception:
+            # A database hiccup must not end the claim loop: poll again shortly.
+            log.exception("reading the queue's next due time failed")
+            return IDLE_POLL_SECONDS
         if due is None:
             return IDLE_POLL_SECONDS
         delay = (due - datetime.now(UTC)).total_seconds()

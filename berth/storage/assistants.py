@@ -8,12 +8,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from berth.core import errors
-from berth.core.models import Assistant
+from berth.core.models import Assistant, RunStatus
 from berth.storage import schema, sorting
 from berth.storage.database import Database
 
 _A = schema.assistants
 _V = schema.assistant_versions
+_C = schema.crons
+_R = schema.runs
 
 SORTABLE = {"assistant_id", "graph_id", "name", "created_at", "updated_at"}
 
@@ -95,19 +97,24 @@ class AssistantStore:
             "created_at": now,
             "updated_at": now,
         }
-        async with self.db.write() as conn:
-            row = (
-                await conn.execute(sa.select(_A).where(_A.c.assistant_id == assistant_id))
-            ).first()
-            if row is not None:
-                if if_exists == "do_nothing":
-                    return _assistant(row)
-                raise errors.Conflict(f"Assistant {assistant_id} already exists")
-            await conn.execute(sa.insert(_A).values(values))
-            await conn.execute(
-                sa.insert(_V).values({k: v for k, v in values.items() if k != "updated_at"})
-            )
-        return Assistant(**values)
+        try:
+            async with self.db.write() as conn:
+                row = (
+                    await conn.execute(sa.select(_A).where(_A.c.assistant_id == assistant_id))
+                ).first()
+                if row is None:
+                    await conn.execute(sa.insert(_A).values(values))
+                    await conn.execute(
+                        sa.insert(_V).values({k: v for k, v in values.items() if k != "updated_at"})
+                    )
+                    return Assistant(**values)
+        except sa.exc.IntegrityError as exc:
+            # A concurrent create of the same id won the race: the same as finding it.
+            if not self.db.is_unique_violation(exc):
+                raise
+        if if_exists == "do_nothing":
+            return await self.get(assistant_id)
+        raise errors.Conflict(f"Assistant {assistant_id} already exists")
 
     async def get(self, assistant_id: str) -> Assistant:
         async with self.db.read() as conn:
@@ -151,12 +158,23 @@ class AssistantStore:
             )
         return Assistant(**merged)
 
-    async def delete(self, assistant_id: str) -> None:
+    async def delete(self, assistant_id: str) -> list[str]:
+        """Delete the assistant, its versions and crons; return its runs still in flight."""
         async with self.db.write() as conn:
             result = await conn.execute(sa.delete(_A).where(_A.c.assistant_id == assistant_id))
             if result.rowcount == 0:
                 raise errors.NotFound(f"Assistant {assistant_id} not found")
             await conn.execute(sa.delete(_V).where(_V.c.assistant_id == assistant_id))
+            await conn.execute(sa.delete(_C).where(_C.c.assistant_id == assistant_id))
+            active = (
+                await conn.scalars(
+                    sa.select(_R.c.run_id).where(
+                        _R.c.assistant_id == assistant_id,
+                        _R.c.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]),
+                    )
+                )
+            ).all()
+        return list(active)
 
     async def search(
         self,

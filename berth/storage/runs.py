@@ -114,13 +114,14 @@ class RunStore:
                     "Thread is already running a task. Wait for it to finish or "
                     "choose a different multitask strategy."
                 )
+            # Stored before the in-flight runs are settled, so the thread settles as busy.
+            await conn.execute(sa.insert(_R).values(_run_values(run)))
             if in_flight and strategy in (MultitaskStrategy.INTERRUPT, MultitaskStrategy.ROLLBACK):
                 action = CancelAction(strategy.value)
                 pending = [r.run_id for r in in_flight if r.status == RunStatus.PENDING]
                 to_cancel = [r.run_id for r in in_flight if r.status == RunStatus.RUNNING]
                 await self._settle_pending(conn, pending, action, now)
                 await self._mark_cancel(conn, to_cancel, action)
-            await conn.execute(sa.insert(_R).values(_run_values(run)))
         return Admission(run=run, to_cancel=to_cancel, cancel_action=action)
 
     # -- reads ---------------------------------------------------------------
@@ -162,9 +163,17 @@ class RunStore:
             return [run_from_row(r) for r in (await conn.execute(query)).all()]
 
     async def next_available_at(self) -> datetime | None:
+        """When the next delayed (`after_seconds`) run becomes due, if any.
+
+        Due runs are left out: one queued behind a running run on its thread would
+        otherwise read as "due now" and keep an idle worker polling without pause.
+        """
+        now = datetime.now(UTC)
         async with self.db.read() as conn:
             return await conn.scalar(
-                sa.select(sa.func.min(_R.c.available_at)).where(_R.c.status == RunStatus.PENDING)
+                sa.select(sa.func.min(_R.c.available_at)).where(
+                    _R.c.status == RunStatus.PENDING, _R.c.available_at > now
+                )
             )
 
     # -- the worker's side ---------------------------------------------------
@@ -264,6 +273,10 @@ class RunStore:
             row = (await conn.execute(sa.select(_R).where(_R.c.run_id == run_id))).first()
             if row is None:
                 return None
+            if RunStatus(row.status).is_final:
+                # Already settled (cancelled while pending, or failed by recovery):
+                # a late finish must not rewrite its end or the thread's status.
+                return run_from_row(row)
             thread_id = row.thread_id
             if outcome.discard:
                 await conn.execute(sa.delete(_R).where(_R.c.run_id == run_id))
@@ -354,7 +367,11 @@ class RunStore:
             )
         )
         await self._settle_thread(
-            conn, row.thread_id, Outcome(status=RunStatus.ERROR, error=error), now, temporary=False
+            conn,
+            row.thread_id,
+            Outcome(status=RunStatus.ERROR, error=error),
+            now,
+            temporary=row.temporary,
         )
 
     # -- cancellation and deletion -------------------------------------------

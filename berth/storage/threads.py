@@ -49,15 +49,20 @@ class ThreadStore:
         self, *, thread_id: str, metadata: dict[str, Any], if_exists: str = "raise"
     ) -> Thread:
         now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            row = (await conn.execute(sa.select(_T).where(_T.c.thread_id == thread_id))).first()
-            if row is not None:
-                if if_exists == "do_nothing":
-                    return thread_from_row(row)
-                raise errors.Conflict(f"Thread {thread_id} already exists")
-            values = new_thread_values(thread_id, metadata, now, status=ThreadStatus.IDLE)
-            await conn.execute(sa.insert(_T).values(values))
-        return thread_from_row(_Row(values))
+        try:
+            async with self.db.write() as conn:
+                row = (await conn.execute(sa.select(_T).where(_T.c.thread_id == thread_id))).first()
+                if row is None:
+                    values = new_thread_values(thread_id, metadata, now, status=ThreadStatus.IDLE)
+                    await conn.execute(sa.insert(_T).values(values))
+                    return thread_from_row(_Row(values))
+        except sa.exc.IntegrityError as exc:
+            # A concurrent create of the same id won the race: the same as finding it.
+            if not self.db.is_unique_violation(exc):
+                raise
+        if if_exists == "do_nothing":
+            return await self.get(thread_id)
+        raise errors.Conflict(f"Thread {thread_id} already exists")
 
     async def get(self, thread_id: str) -> Thread:
         async with self.db.read() as conn:

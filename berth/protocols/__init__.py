@@ -1,0 +1,1 @@
+"""Protocol endpoints served next to the Agent Server API: MCP, A2A."""

@@ -19,8 +19,7 @@ router = APIRouter(tags=["system"])
 async def ok(check_db: str | None = None, c: Components = Depends(components)) -> Any:
     if truthy(check_db):
         try:
-            async with c.storage.db.read() as conn:
-                await conn.exec_driver_sql("SELECT 1")
+            await c.storage.db.read(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
         except Exception as exc:
             return JSONResponse({"ok": False, "detail": str(exc)}, status_code=500)
     return {"ok": True}

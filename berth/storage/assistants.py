@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from berth.core import errors
 from berth.core.models import Assistant, RunStatus
@@ -22,6 +23,15 @@ SORTABLE = {"assistant_id", "graph_id", "name", "created_at", "updated_at"}
 
 def _assistant(row: Any) -> Assistant:
     return Assistant(**row._mapping)
+
+
+def _row(conn: Connection, assistant_id: str) -> Any:
+    return conn.execute(sa.select(_A).where(_A.c.assistant_id == assistant_id)).first()
+
+
+def _insert(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(sa.insert(_A).values(values))
+    conn.execute(sa.insert(_V).values({k: v for k, v in values.items() if k != "updated_at"}))
 
 
 def _filters(
@@ -61,16 +71,12 @@ class AssistantStore:
             "created_at": now,
             "updated_at": now,
         }
-        async with self.db.write() as conn:
-            exists = await conn.scalar(
-                sa.select(sa.literal(1)).where(_A.c.assistant_id == assistant_id)
-            )
-            if exists:
-                return
-            await conn.execute(sa.insert(_A).values(values))
-            await conn.execute(
-                sa.insert(_V).values({k: v for k, v in values.items() if k != "updated_at"})
-            )
+
+        def op(conn: Connection) -> None:
+            if _row(conn, assistant_id) is None:
+                _insert(conn, values)
+
+        await self.db.write(op)
 
     async def create(
         self,
@@ -97,30 +103,27 @@ class AssistantStore:
             "created_at": now,
             "updated_at": now,
         }
+
+        def op(conn: Connection) -> Assistant | None:
+            row = _row(conn, assistant_id)
+            if row is not None:
+                return _assistant(row) if if_exists == "do_nothing" else None
+            _insert(conn, values)
+            return Assistant(**values)
+
         try:
-            async with self.db.write() as conn:
-                row = (
-                    await conn.execute(sa.select(_A).where(_A.c.assistant_id == assistant_id))
-                ).first()
-                if row is None:
-                    await conn.execute(sa.insert(_A).values(values))
-                    await conn.execute(
-                        sa.insert(_V).values({k: v for k, v in values.items() if k != "updated_at"})
-                    )
-                    return Assistant(**values)
+            created = await self.db.write(op)
         except sa.exc.IntegrityError as exc:
             # A concurrent create of the same id won the race: the same as finding it.
             if not self.db.is_unique_violation(exc):
                 raise
-        if if_exists == "do_nothing":
-            return await self.get(assistant_id)
-        raise errors.Conflict(f"Assistant {assistant_id} already exists")
+            created = await self.get(assistant_id) if if_exists == "do_nothing" else None
+        if created is None:
+            raise errors.Conflict(f"Assistant {assistant_id} already exists")
+        return created
 
     async def get(self, assistant_id: str) -> Assistant:
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(sa.select(_A).where(_A.c.assistant_id == assistant_id))
-            ).first()
+        row = await self.db.read(lambda conn: _row(conn, assistant_id))
         if row is None:
             raise errors.NotFound(f"Assistant {assistant_id} not found")
         return _assistant(row)
@@ -128,53 +131,53 @@ class AssistantStore:
     async def update(self, assistant_id: str, changes: dict[str, Any]) -> Assistant:
         """Store `changes` as a new version and make it the current one."""
         now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            row = (
-                await conn.execute(sa.select(_A).where(_A.c.assistant_id == assistant_id))
-            ).first()
+
+        def op(conn: Connection) -> Assistant:
+            row = _row(conn, assistant_id)
             if row is None:
                 raise errors.NotFound(f"Assistant {assistant_id} not found")
             current = dict(row._mapping)
-            latest = await conn.scalar(
+            latest = conn.scalar(
                 sa.select(sa.func.max(_V.c.version)).where(_V.c.assistant_id == assistant_id)
             )
             merged = {**current, **changes, "version": (latest or 0) + 1, "updated_at": now}
             if "metadata" in changes:
                 merged["metadata"] = {**current["metadata"], **changes["metadata"]}
-            await conn.execute(
+            conn.execute(
                 sa.insert(_V).values(
-                    {
-                        **{k: merged[k] for k in _V.c.keys() if k != "created_at"},
-                        "created_at": now,
-                    }
+                    {**{k: merged[k] for k in _V.c.keys() if k != "created_at"}, "created_at": now}
                 )
             )
-            await conn.execute(
+            conn.execute(
                 sa.update(_A)
                 .where(_A.c.assistant_id == assistant_id)
                 .values(
                     {k: v for k, v in merged.items() if k not in ("assistant_id", "created_at")}
                 )
             )
-        return Assistant(**merged)
+            return Assistant(**merged)
+
+        return await self.db.write(op)
 
     async def delete(self, assistant_id: str) -> list[str]:
         """Delete the assistant, its versions and crons; return its runs still in flight."""
-        async with self.db.write() as conn:
-            result = await conn.execute(sa.delete(_A).where(_A.c.assistant_id == assistant_id))
+
+        def op(conn: Connection) -> list[str]:
+            result = conn.execute(sa.delete(_A).where(_A.c.assistant_id == assistant_id))
             if result.rowcount == 0:
                 raise errors.NotFound(f"Assistant {assistant_id} not found")
-            await conn.execute(sa.delete(_V).where(_V.c.assistant_id == assistant_id))
-            await conn.execute(sa.delete(_C).where(_C.c.assistant_id == assistant_id))
-            active = (
-                await conn.scalars(
+            conn.execute(sa.delete(_V).where(_V.c.assistant_id == assistant_id))
+            conn.execute(sa.delete(_C).where(_C.c.assistant_id == assistant_id))
+            return list(
+                conn.scalars(
                     sa.select(_R.c.run_id).where(
                         _R.c.assistant_id == assistant_id,
                         _R.c.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]),
                     )
-                )
-            ).all()
-        return list(active)
+                ).all()
+            )
+
+        return await self.db.write(op)
 
     async def search(
         self,
@@ -192,14 +195,15 @@ class AssistantStore:
             graph_ids=graph_ids, graph_id=graph_id, metadata=metadata, name=name, db=self.db
         )
         order = sorting.order_by(_A, sort_by or "created_at", sort_order or "desc", SORTABLE)
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(_A).where(*where).order_by(*order).limit(limit).offset(offset)
-                )
+
+        def op(conn: Connection) -> tuple[list[Assistant], int]:
+            rows = conn.execute(
+                sa.select(_A).where(*where).order_by(*order).limit(limit).offset(offset)
             ).all()
-            total = await conn.scalar(sa.select(sa.func.count()).select_from(_A).where(*where))
-        return [_assistant(r) for r in rows], int(total or 0)
+            total = conn.scalar(sa.select(sa.func.count()).select_from(_A).where(*where))
+            return [_assistant(r) for r in rows], int(total or 0)
+
+        return await self.db.read(op)
 
     async def count(
         self,
@@ -212,10 +216,8 @@ class AssistantStore:
         where = _filters(
             graph_ids=graph_ids, graph_id=graph_id, metadata=metadata, name=name, db=self.db
         )
-        async with self.db.read() as conn:
-            return int(
-                await conn.scalar(sa.select(sa.func.count()).select_from(_A).where(*where)) or 0
-            )
+        query = sa.select(sa.func.count()).select_from(_A).where(*where)
+        return int(await self.db.read(lambda conn: conn.scalar(query)) or 0)
 
     async def versions(
         self,
@@ -228,38 +230,32 @@ class AssistantStore:
         where: list[sa.ColumnElement[bool]] = [_V.c.assistant_id == assistant_id]
         if metadata:
             where.append(self.db.contains(_V.c.metadata, metadata))
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(_V)
-                    .where(*where)
-                    .order_by(_V.c.version.desc())
-                    .limit(limit)
-                    .offset(offset)
-                )
-            ).all()
+        query = (
+            sa.select(_V).where(*where).order_by(_V.c.version.desc()).limit(limit).offset(offset)
+        )
+        rows = await self.db.read(lambda conn: conn.execute(query).all())
         return [dict(r._mapping) for r in rows]
 
     async def set_latest(self, assistant_id: str, version: int) -> Assistant:
         now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(_V).where(_V.c.assistant_id == assistant_id, _V.c.version == version)
-                )
+
+        def op(conn: Connection) -> Assistant:
+            row = conn.execute(
+                sa.select(_V).where(_V.c.assistant_id == assistant_id, _V.c.version == version)
             ).first()
             if row is None:
                 raise errors.NotFound(f"Assistant {assistant_id} has no version {version}")
-            chosen = dict(row._mapping)
-            created = await conn.scalar(
+            created = conn.scalar(
                 sa.select(_A.c.created_at).where(_A.c.assistant_id == assistant_id)
             )
-            values = {**chosen, "created_at": created, "updated_at": now}
-            await conn.execute(
+            values = {**row._mapping, "created_at": created, "updated_at": now}
+            conn.execute(
                 sa.update(_A)
                 .where(_A.c.assistant_id == assistant_id)
                 .values(
                     {k: v for k, v in values.items() if k not in ("assistant_id", "created_at")}
                 )
             )
-        return Assistant(**values)
+            return Assistant(**values)
+
+        return await self.db.write(op)

@@ -26,6 +26,7 @@ from langgraph.checkpoint.base import (
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from sqlalchemy.engine import Connection
 
 from berth import serde
 from berth.storage import schema
@@ -53,11 +54,14 @@ class BerthSaver(BaseCheckpointSaver[str]):
             query = query.where(_C.c.checkpoint_id == checkpoint_id)
         else:
             query = query.order_by(_C.c.checkpoint_id.desc()).limit(1)
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).first()
-            if row is None:
-                return None
-            writes = await self._writes(conn, [row])
+
+        def op(conn: Connection) -> tuple[Any, dict[str, list[Any]]]:
+            row = conn.execute(query).first()
+            return row, (_writes(conn, [row]) if row is not None else {})
+
+        row, writes = await self.db.read(op)
+        if row is None:
+            return None
         return self._tuple(row, writes.get(row.checkpoint_id, []))
 
     async def alist(
@@ -82,34 +86,14 @@ class BerthSaver(BaseCheckpointSaver[str]):
             query = query.where(_C.c.checkpoint_id < before_id)
         if limit is not None:
             query = query.limit(limit)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-            writes = await self._writes(conn, rows)
+
+        def op(conn: Connection) -> tuple[Sequence[Any], dict[str, list[Any]]]:
+            rows = conn.execute(query).all()
+            return rows, _writes(conn, rows)
+
+        rows, writes = await self.db.read(op)
         for row in rows:
             yield self._tuple(row, writes.get(row.checkpoint_id, []))
-
-    async def _writes(self, conn: Any, rows: Sequence[Any]) -> dict[str, list[Any]]:
-        if not rows:
-            return {}
-        keys = {(r.thread_id, r.checkpoint_ns) for r in rows}
-        out: dict[str, list[Any]] = {}
-        for thread_id, ns in keys:
-            ids = [
-                r.checkpoint_id for r in rows if (r.thread_id, r.checkpoint_ns) == (thread_id, ns)
-            ]
-            query = (
-                sa.select(_W)
-                .where(
-                    _W.c.thread_id == thread_id,
-                    _W.c.checkpoint_ns == ns,
-                    _W.c.checkpoint_id.in_(ids),
-                )
-                .order_by(_W.c.task_path, _W.c.task_id, _W.c.idx)
-            )
-            for w in (await conn.execute(query)).all():
-                value = self.serde.loads_typed((w.type, w.value))
-                out.setdefault(w.checkpoint_id, []).append((w.task_id, w.channel, value))
-        return out
 
     def _tuple(self, row: Any, writes: list[Any]) -> CheckpointTuple:
         config: RunnableConfig = {
@@ -133,7 +117,10 @@ class BerthSaver(BaseCheckpointSaver[str]):
             checkpoint=self.serde.loads_typed((row.type, row.checkpoint)),
             metadata=row.metadata,
             parent_config=parent,
-            pending_writes=writes,
+            pending_writes=[
+                (task_id, channel, self.serde.loads_typed((type_, value)))
+                for task_id, channel, type_, value in writes
+            ],
         )
 
     # -- writes --------------------------------------------------------------
@@ -160,13 +147,12 @@ class BerthSaver(BaseCheckpointSaver[str]):
             "checkpoint": blob,
             "metadata": meta,
         }
-        stmt = self.db.dialect.insert(_C).values(values)
+        stmt = self.db.insert(_C).values(values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[_C.c.thread_id, _C.c.checkpoint_ns, _C.c.checkpoint_id],
             set_={k: stmt.excluded[k] for k in ("type", "checkpoint", "metadata", "run_id")},
         )
-        async with self.db.write() as conn:
-            await conn.execute(stmt)
+        await self.db.write(lambda conn: conn.execute(stmt))
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -205,7 +191,7 @@ class BerthSaver(BaseCheckpointSaver[str]):
                     "value": blob,
                 }
             )
-        stmt = self.db.dialect.insert(_W).values(rows)
+        stmt = self.db.insert(_W).values(rows)
         keys = [_W.c.thread_id, _W.c.checkpoint_ns, _W.c.checkpoint_id, _W.c.task_id, _W.c.idx]
         # Special writes (errors, interrupts) replace; ordinary ones are written once.
         if all(channel in WRITES_IDX_MAP for channel, _ in writes):
@@ -215,25 +201,25 @@ class BerthSaver(BaseCheckpointSaver[str]):
             )
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-        async with self.db.write() as conn:
-            await conn.execute(stmt)
+        await self.db.write(lambda conn: conn.execute(stmt))
 
     async def adelete_thread(self, thread_id: str) -> None:
-        async with self.db.write() as conn:
-            await delete_thread(conn, str(thread_id))
+        await self.db.write(lambda conn: delete_thread(conn, str(thread_id)))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        async with self.db.write() as conn:
-            await delete_for_runs(conn, [str(r) for r in run_ids])
+        await self.db.write(lambda conn: delete_for_runs(conn, [str(r) for r in run_ids]))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        async with self.db.write() as conn:
-            await copy_thread(conn, str(source_thread_id), str(target_thread_id))
+        await self.db.write(
+            lambda conn: copy_thread(conn, str(source_thread_id), str(target_thread_id))
+        )
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        async with self.db.write() as conn:
+        def op(conn: Connection) -> None:
             for thread_id in thread_ids:
-                await prune_thread(conn, str(thread_id), strategy)
+                prune_thread(conn, str(thread_id), strategy)
+
+        await self.db.write(op)
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         if current is None:
@@ -258,6 +244,28 @@ class BerthSaver(BaseCheckpointSaver[str]):
         raise NotImplementedError("BerthSaver is async-only: use aput_writes")
 
 
+def _writes(conn: Connection, rows: Sequence[Any]) -> dict[str, list[Any]]:
+    """The pending writes of `rows`' checkpoints, still serialized, in LangGraph's order."""
+    if not rows:
+        return {}
+    keys = {(r.thread_id, r.checkpoint_ns) for r in rows}
+    out: dict[str, list[Any]] = {}
+    for thread_id, ns in keys:
+        ids = [r.checkpoint_id for r in rows if (r.thread_id, r.checkpoint_ns) == (thread_id, ns)]
+        query = (
+            sa.select(_W)
+            .where(
+                _W.c.thread_id == thread_id,
+                _W.c.checkpoint_ns == ns,
+                _W.c.checkpoint_id.in_(ids),
+            )
+            .order_by(_W.c.task_path, _W.c.task_id, _W.c.idx)
+        )
+        for w in conn.execute(query).all():
+            out.setdefault(w.checkpoint_id, []).append((w.task_id, w.channel, w.type, w.value))
+    return out
+
+
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -266,30 +274,30 @@ def _str_or_none(value: Any) -> str | None:
 # transaction (deleting a thread removes its runs and checkpoints atomically).
 
 
-async def delete_thread(conn: Any, thread_id: str) -> None:
-    await conn.execute(sa.delete(_W).where(_W.c.thread_id == thread_id))
-    await conn.execute(sa.delete(_C).where(_C.c.thread_id == thread_id))
+def delete_thread(conn: Connection, thread_id: str) -> None:
+    conn.execute(sa.delete(_W).where(_W.c.thread_id == thread_id))
+    conn.execute(sa.delete(_C).where(_C.c.thread_id == thread_id))
 
 
-async def delete_for_runs(conn: Any, run_ids: Sequence[str]) -> None:
+def delete_for_runs(conn: Connection, run_ids: Sequence[str]) -> None:
     if not run_ids:
         return
-    await conn.execute(sa.delete(_W).where(_W.c.run_id.in_(run_ids)))
+    conn.execute(sa.delete(_W).where(_W.c.run_id.in_(run_ids)))
     doomed = sa.select(_C.c.thread_id, _C.c.checkpoint_ns, _C.c.checkpoint_id).where(
         _C.c.run_id.in_(run_ids)
     )
-    await conn.execute(
+    conn.execute(
         sa.delete(_W).where(
             sa.tuple_(_W.c.thread_id, _W.c.checkpoint_ns, _W.c.checkpoint_id).in_(doomed)
         )
     )
-    await conn.execute(sa.delete(_C).where(_C.c.run_id.in_(run_ids)))
+    conn.execute(sa.delete(_C).where(_C.c.run_id.in_(run_ids)))
 
 
-async def copy_thread(conn: Any, source: str, target: str) -> None:
+def copy_thread(conn: Connection, source: str, target: str) -> None:
     for table in (_C, _W):
         cols = [c for c in table.c if c.name != "thread_id"]
-        await conn.execute(
+        conn.execute(
             sa.insert(table).from_select(
                 ["thread_id", *[c.name for c in cols]],
                 sa.select(sa.literal(target), *cols).where(table.c.thread_id == source),
@@ -297,10 +305,10 @@ async def copy_thread(conn: Any, source: str, target: str) -> None:
         )
 
 
-async def prune_thread(conn: Any, thread_id: str, strategy: str) -> None:
+def prune_thread(conn: Connection, thread_id: str, strategy: str) -> None:
     """`keep_latest`: keep each namespace's newest checkpoint (and its writes); `delete`: all."""
     if strategy == "delete":
-        await delete_thread(conn, thread_id)
+        delete_thread(conn, thread_id)
         return
     if strategy != "keep_latest":
         raise ValueError(f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'")
@@ -310,7 +318,7 @@ async def prune_thread(conn: Any, thread_id: str, strategy: str) -> None:
         .group_by(_C.c.checkpoint_ns)
     )
     for table in (_W, _C):
-        await conn.execute(
+        conn.execute(
             sa.delete(table).where(
                 table.c.thread_id == thread_id,
                 sa.tuple_(table.c.checkpoint_ns, table.c.checkpoint_id).not_in(latest),

@@ -1,22 +1,20 @@
-"""The engine and its transactions; dialect differences live in `dialects/`."""
+"""The database: transactions run by the dialect, plus the small dialect hooks."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from berth.storage.dialects import base as dialect_base
+from berth.storage.dialects.base import Operation, T
 
 
 class Database:
-    """A connection to Berth's database: read and write transactions, plus dialect hooks.
+    """Berth's database: read and write transactions, plus dialect hooks.
 
     Args:
-        uri: `postgresql://…` or `sqlite:///path`; the async driver is chosen here.
+        uri: `postgresql://…` or `sqlite:///path`.
     """
 
     def __init__(self, uri: str) -> None:
@@ -32,25 +30,25 @@ class Database:
     async def close(self) -> None:
         await self.dialect.close()
 
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.dialect.read_engine.connect() as conn:
-            yield conn
+    async def read(self, operation: Operation[T]) -> T:
+        """Run `operation(conn)` in a read transaction and return its result."""
+        return await self.dialect.read(operation)
 
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.dialect.write_engine.begin() as conn:
-            yield conn
+    async def write(self, operation: Operation[T]) -> T:
+        """Run `operation(conn)` in a write transaction; committed when this returns."""
+        return await self.dialect.write(operation)
 
     async def migrate(self) -> None:
         from berth.storage import migrations
 
-        async with self.dialect.write_engine.begin() as conn:
-            await conn.run_sync(migrations.upgrade)
+        await self.write(migrations.upgrade)
 
     def contains(self, column: Any, value: dict[str, Any]) -> sa.ColumnElement[bool]:
-        """`column` (JSON) holds every key/value of `value`, nested dicts included."""
+        """`column` (JSON) holds every key/value of `value`, as PostgreSQL's `@>`."""
         return self.dialect.json_contains(column, value)
+
+    def insert(self, table: sa.Table) -> Any:
+        return self.dialect.insert(table)
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         return self.dialect.is_unique_violation(exc)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from berth.core import errors
@@ -20,6 +21,10 @@ _T = schema.threads
 
 _RUN_FIELDS = [f.name for f in dataclasses.fields(Run)]
 _IN_FLIGHT = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
+
+# `RunStore.list` shadows the builtin inside the class body.
+RunList = list[Run]
+IdList = list[str]
 
 
 def run_from_row(row: Any) -> Run:
@@ -35,7 +40,9 @@ class Admission:
 
     run: Run
     #: in-flight runs the new run's strategy asks to stop (they are running elsewhere)
-    to_cancel: list[str]
+    to_cancel: IdList
+    #: pending runs the new run's strategy settled here (interrupted or deleted)
+    settled: IdList
     cancel_action: CancelAction | None
 
 
@@ -52,6 +59,10 @@ class Outcome:
     paused: bool = False
     #: delete the run and the checkpoints it wrote (rollback)
     discard: bool = False
+
+
+def _run_row(conn: Connection, run_id: str) -> Any:
+    return conn.execute(sa.select(_R).where(_R.c.run_id == run_id)).first()
 
 
 class RunStore:
@@ -74,30 +85,33 @@ class RunStore:
         return the running ones for the caller to stop.
         """
         now = run.created_at
-        async with self.db.write() as conn:
-            thread = (
-                await conn.execute(sa.select(_T).where(_T.c.thread_id == run.thread_id))
-            ).first()
+
+        def op(conn: Connection) -> Admission:
+            thread = conn.execute(sa.select(_T).where(_T.c.thread_id == run.thread_id)).first()
+            in_flight: list[Any] = []
             if thread is None:
                 if not create_thread:
                     raise errors.NotFound("Thread or assistant not found.")
-                await conn.execute(
+                conn.execute(
                     sa.insert(_T).values(
                         new_thread_values(
                             run.thread_id, thread_metadata, now, status=ThreadStatus.BUSY
                         )
                     )
                 )
-                in_flight: list[Any] = []
             else:
-                in_flight = (
-                    await conn.execute(
-                        sa.select(_R.c.run_id, _R.c.status).where(
-                            _R.c.thread_id == run.thread_id, _R.c.status.in_(_IN_FLIGHT)
-                        )
+                in_flight = conn.execute(
+                    sa.select(_R.c.run_id, _R.c.status).where(
+                        _R.c.thread_id == run.thread_id, _R.c.status.in_(_IN_FLIGHT)
                     )
                 ).all()
-                await conn.execute(
+                strategy = run.multitask_strategy
+                if in_flight and strategy == MultitaskStrategy.REJECT:
+                    raise errors.Conflict(
+                        "Thread is already running a task. Wait for it to finish or "
+                        "choose a different multitask strategy."
+                    )
+                conn.execute(
                     sa.update(_T)
                     .where(_T.c.thread_id == run.thread_id)
                     .values(
@@ -106,23 +120,22 @@ class RunStore:
                         metadata={**thread.metadata, **thread_metadata},
                     )
                 )
-            to_cancel: list[str] = []
-            action: CancelAction | None = None
-            strategy = run.multitask_strategy
-            if in_flight and strategy == MultitaskStrategy.REJECT:
-                raise errors.Conflict(
-                    "Thread is already running a task. Wait for it to finish or "
-                    "choose a different multitask strategy."
-                )
             # Stored before the in-flight runs are settled, so the thread settles as busy.
-            await conn.execute(sa.insert(_R).values(_run_values(run)))
-            if in_flight and strategy in (MultitaskStrategy.INTERRUPT, MultitaskStrategy.ROLLBACK):
-                action = CancelAction(strategy.value)
-                pending = [r.run_id for r in in_flight if r.status == RunStatus.PENDING]
-                to_cancel = [r.run_id for r in in_flight if r.status == RunStatus.RUNNING]
-                await self._settle_pending(conn, pending, action, now)
-                await self._mark_cancel(conn, to_cancel, action)
-        return Admission(run=run, to_cancel=to_cancel, cancel_action=action)
+            conn.execute(sa.insert(_R).values(_run_values(run)))
+            strategy = run.multitask_strategy
+            if not in_flight or strategy not in (
+                MultitaskStrategy.INTERRUPT,
+                MultitaskStrategy.ROLLBACK,
+            ):
+                return Admission(run=run, to_cancel=[], settled=[], cancel_action=None)
+            action = CancelAction(strategy.value)
+            pending = [r.run_id for r in in_flight if r.status == RunStatus.PENDING]
+            running = [r.run_id for r in in_flight if r.status == RunStatus.RUNNING]
+            self._settle_pending(conn, pending, action, now)
+            self._mark_cancel(conn, running, action)
+            return Admission(run=run, to_cancel=running, settled=pending, cancel_action=action)
+
+        return await self.db.write(op)
 
     # -- reads ---------------------------------------------------------------
 
@@ -130,37 +143,37 @@ class RunStore:
         query = sa.select(_R).where(_R.c.run_id == run_id)
         if thread_id is not None:
             query = query.where(_R.c.thread_id == thread_id)
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self.db.read(lambda conn: conn.execute(query).first())
         if row is None:
             raise errors.NotFound(f"Run {run_id} not found")
         return run_from_row(row)
 
     async def list(
         self, thread_id: str, *, limit: int = 10, offset: int = 0, status: str | None = None
-    ) -> list[Run]:
+    ) -> RunList:
         query = sa.select(_R).where(_R.c.thread_id == thread_id)
         if status:
             query = query.where(_R.c.status == status)
         query = (
             query.order_by(_R.c.created_at.desc(), _R.c.run_id.desc()).limit(limit).offset(offset)
         )
-        async with self.db.read() as conn:
-            exists = await conn.scalar(sa.select(sa.literal(1)).where(_T.c.thread_id == thread_id))
+
+        def op(conn: Connection) -> RunList:
+            exists = conn.scalar(sa.select(sa.literal(1)).where(_T.c.thread_id == thread_id))
             if not exists:
                 raise errors.NotFound(f"Thread {thread_id} not found")
-            rows = (await conn.execute(query)).all()
-        return [run_from_row(r) for r in rows]
+            return [run_from_row(r) for r in conn.execute(query).all()]
+
+        return await self.db.read(op)
 
     async def in_flight(
         self, *, thread_id: str | None = None, status: str | None = None
-    ) -> list[Run]:
+    ) -> RunList:
         statuses = [status] if status else list(_IN_FLIGHT)
         query = sa.select(_R).where(_R.c.status.in_(statuses))
         if thread_id:
             query = query.where(_R.c.thread_id == thread_id)
-        async with self.db.read() as conn:
-            return [run_from_row(r) for r in (await conn.execute(query)).all()]
+        return await self.db.read(lambda conn: [run_from_row(r) for r in conn.execute(query)])
 
     async def next_available_at(self) -> datetime | None:
         """When the next delayed (`after_seconds`) run becomes due, if any.
@@ -168,17 +181,14 @@ class RunStore:
         Due runs are left out: one queued behind a running run on its thread would
         otherwise read as "due now" and keep an idle worker polling without pause.
         """
-        now = datetime.now(UTC)
-        async with self.db.read() as conn:
-            return await conn.scalar(
-                sa.select(sa.func.min(_R.c.available_at)).where(
-                    _R.c.status == RunStatus.PENDING, _R.c.available_at > now
-                )
-            )
+        query = sa.select(sa.func.min(_R.c.available_at)).where(
+            _R.c.status == RunStatus.PENDING, _R.c.available_at > datetime.now(UTC)
+        )
+        return await self.db.read(lambda conn: conn.scalar(query))
 
     # -- the worker's side ---------------------------------------------------
 
-    async def claim(self, *, worker_id: str, limit: int, lease_seconds: float) -> list[Run]:
+    async def claim(self, *, worker_id: str, limit: int, lease_seconds: float) -> RunList:
         """Take up to `limit` runnable runs: pending, due, oldest first, one per thread,
         on threads with nothing running. Marks them running under a lease."""
         if limit <= 0:
@@ -208,59 +218,63 @@ class RunStore:
             .limit(limit)
             .with_for_update(skip_locked=True, of=_R)
         )
-        try:
-            async with self.db.write() as conn:
-                ids = (await conn.scalars(runnable)).all()
-                if not ids:
-                    return []
-                await conn.execute(
-                    sa.update(_R)
-                    .where(_R.c.run_id.in_(ids), _R.c.status == RunStatus.PENDING)
-                    .values(
-                        status=RunStatus.RUNNING.value,
-                        worker_id=worker_id,
-                        lease_until=now + timedelta(seconds=lease_seconds),
-                        attempt=_R.c.attempt + 1,
-                        started_at=now,
-                        updated_at=now,
-                    )
+
+        def op(conn: Connection) -> RunList:
+            ids = conn.scalars(runnable).all()
+            if not ids:
+                return []
+            conn.execute(
+                sa.update(_R)
+                .where(_R.c.run_id.in_(ids), _R.c.status == RunStatus.PENDING)
+                .values(
+                    status=RunStatus.RUNNING.value,
+                    worker_id=worker_id,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    attempt=_R.c.attempt + 1,
+                    started_at=now,
+                    updated_at=now,
                 )
-                rows = (await conn.execute(sa.select(_R).where(_R.c.run_id.in_(ids)))).all()
+            )
+            rows = conn.execute(sa.select(_R).where(_R.c.run_id.in_(ids))).all()
+            by_id = {r.run_id: run_from_row(r) for r in rows}
+            return [by_id[i] for i in ids if i in by_id]
+
+        try:
+            return await self.db.write(op)
         except IntegrityError as exc:
             # Another process started a run on one of these threads first; the
             # partial unique index refused ours. Nothing was claimed; try again later.
             if self.db.is_unique_violation(exc):
                 return []
             raise
-        by_id = {r.run_id: run_from_row(r) for r in rows}
-        return [by_id[i] for i in ids if i in by_id]
 
     async def extend_leases(
-        self, *, worker_id: str, run_ids: list[str], lease_seconds: float
-    ) -> list[str]:
+        self, *, worker_id: str, run_ids: IdList, lease_seconds: float
+    ) -> IdList:
         """Renew this worker's leases; return the runs whose cancel was requested."""
         if not run_ids:
             return []
-        now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            await conn.execute(
+        until = datetime.now(UTC) + timedelta(seconds=lease_seconds)
+
+        def op(conn: Connection) -> IdList:
+            conn.execute(
                 sa.update(_R)
                 .where(_R.c.run_id.in_(run_ids), _R.c.worker_id == worker_id)
-                .values(lease_until=now + timedelta(seconds=lease_seconds))
+                .values(lease_until=until)
             )
             return list(
-                (
-                    await conn.scalars(
-                        sa.select(_R.c.run_id).where(
-                            _R.c.run_id.in_(run_ids), _R.c.cancel_action.is_not(None)
-                        )
+                conn.scalars(
+                    sa.select(_R.c.run_id).where(
+                        _R.c.run_id.in_(run_ids), _R.c.cancel_action.is_not(None)
                     )
                 ).all()
             )
 
+        return await self.db.write(op)
+
     async def cancel_action(self, run_id: str) -> CancelAction | None:
-        async with self.db.read() as conn:
-            value = await conn.scalar(sa.select(_R.c.cancel_action).where(_R.c.run_id == run_id))
+        query = sa.select(_R.c.cancel_action).where(_R.c.run_id == run_id)
+        value = await self.db.read(lambda conn: conn.scalar(query))
         return CancelAction(value) if value else None
 
     async def finish(self, run_id: str, outcome: Outcome) -> Run | None:
@@ -269,20 +283,20 @@ class RunStore:
         Returns the final run, or None when the run no longer exists (deleted meanwhile).
         """
         now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            row = (await conn.execute(sa.select(_R).where(_R.c.run_id == run_id))).first()
+
+        def op(conn: Connection) -> Run | None:
+            row = _run_row(conn, run_id)
             if row is None:
                 return None
             if RunStatus(row.status).is_final:
                 # Already settled (cancelled while pending, or failed by recovery):
                 # a late finish must not rewrite its end or the thread's status.
                 return run_from_row(row)
-            thread_id = row.thread_id
             if outcome.discard:
-                await conn.execute(sa.delete(_R).where(_R.c.run_id == run_id))
-                await checkpoints.delete_for_runs(conn, [run_id])
+                conn.execute(sa.delete(_R).where(_R.c.run_id == run_id))
+                checkpoints.delete_for_runs(conn, [run_id])
             else:
-                await conn.execute(
+                conn.execute(
                     sa.update(_R)
                     .where(_R.c.run_id == run_id)
                     .values(
@@ -294,11 +308,22 @@ class RunStore:
                         lease_until=None,
                     )
                 )
-            await self._settle_thread(conn, thread_id, outcome, now, temporary=row.temporary)
+            self._settle_thread(conn, row.thread_id, outcome, now, temporary=row.temporary)
             if outcome.discard:
                 return None
-            final = (await conn.execute(sa.select(_R).where(_R.c.run_id == run_id))).first()
-        return run_from_row(final) if final is not None else None
+            return run_from_row(
+                _Mapped(
+                    {
+                        **row._mapping,
+                        "status": outcome.status.value,
+                        "error": outcome.error,
+                        "ended_at": now,
+                        "updated_at": now,
+                    }
+                )
+            )
+
+        return await self.db.write(op)
 
     async def release(self, run_id: str, *, max_attempts: int) -> bool:
         """Give a run back to the queue after its worker stopped before it ended.
@@ -306,36 +331,40 @@ class RunStore:
         Returns False (and fails the run) when it has used up its attempts.
         """
         now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            row = (await conn.execute(sa.select(_R).where(_R.c.run_id == run_id))).first()
+
+        def op(conn: Connection) -> bool:
+            row = _run_row(conn, run_id)
             if row is None or row.status != RunStatus.RUNNING:
                 return False
             if row.attempt >= max_attempts:
-                await self._fail_exhausted(conn, row, now, max_attempts)
+                self._fail_exhausted(conn, row, now, max_attempts)
                 return False
-            await conn.execute(
+            conn.execute(
                 sa.update(_R)
                 .where(_R.c.run_id == run_id)
                 .values(
                     status=RunStatus.PENDING.value, worker_id=None, lease_until=None, updated_at=now
                 )
             )
-        return True
+            return True
 
-    async def recover(self, *, max_attempts: int, only_expired: bool) -> list[str]:
+        return await self.db.write(op)
+
+    async def recover(self, *, max_attempts: int, only_expired: bool) -> IdList:
         """Requeue running runs whose worker is gone (all of them at an embedded start,
         or those whose lease expired); fail those out of attempts."""
         now = datetime.now(UTC)
         query = sa.select(_R).where(_R.c.status == RunStatus.RUNNING)
         if only_expired:
             query = query.where(_R.c.lease_until < now)
-        requeued: list[str] = []
-        async with self.db.write() as conn:
-            for row in (await conn.execute(query)).all():
+
+        def op(conn: Connection) -> IdList:
+            requeued: IdList = []
+            for row in conn.execute(query).all():
                 if row.attempt >= max_attempts:
-                    await self._fail_exhausted(conn, row, now, max_attempts)
+                    self._fail_exhausted(conn, row, now, max_attempts)
                     continue
-                await conn.execute(
+                conn.execute(
                     sa.update(_R)
                     .where(_R.c.run_id == row.run_id)
                     .values(
@@ -346,15 +375,17 @@ class RunStore:
                     )
                 )
                 requeued.append(row.run_id)
-        return requeued
+            return requeued
 
-    async def _fail_exhausted(self, conn: Any, row: Any, now: datetime, max_attempts: int) -> None:
+        return await self.db.write(op)
+
+    def _fail_exhausted(self, conn: Connection, row: Any, now: datetime, max_attempts: int) -> None:
         error = {
             "error": "WorkerLost",
             "message": f"the run's worker stopped {row.attempt} times "
             f"(limit {max_attempts}); giving up",
         }
-        await conn.execute(
+        conn.execute(
             sa.update(_R)
             .where(_R.c.run_id == row.run_id)
             .values(
@@ -366,7 +397,7 @@ class RunStore:
                 lease_until=None,
             )
         )
-        await self._settle_thread(
+        self._settle_thread(
             conn,
             row.thread_id,
             Outcome(status=RunStatus.ERROR, error=error),
@@ -376,84 +407,84 @@ class RunStore:
 
     # -- cancellation and deletion -------------------------------------------
 
-    async def cancel(self, run_ids: list[str], action: CancelAction) -> list[str]:
+    async def cancel(self, run_ids: IdList, action: CancelAction) -> IdList:
         """Cancel pending runs here; flag running ones and return them to be stopped."""
         now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(_R.c.run_id, _R.c.status).where(
-                        _R.c.run_id.in_(run_ids), _R.c.status.in_(_IN_FLIGHT)
-                    )
+
+        def op(conn: Connection) -> IdList:
+            rows = conn.execute(
+                sa.select(_R.c.run_id, _R.c.status).where(
+                    _R.c.run_id.in_(run_ids), _R.c.status.in_(_IN_FLIGHT)
                 )
             ).all()
             pending = [r.run_id for r in rows if r.status == RunStatus.PENDING]
             running = [r.run_id for r in rows if r.status == RunStatus.RUNNING]
-            await self._settle_pending(conn, pending, action, now)
-            await self._mark_cancel(conn, running, action)
-        return running
+            self._settle_pending(conn, pending, action, now)
+            self._mark_cancel(conn, running, action)
+            return running
+
+        return await self.db.write(op)
 
     async def delete(self, run_id: str, thread_id: str) -> Run:
         now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(_R).where(_R.c.run_id == run_id, _R.c.thread_id == thread_id)
-                )
+
+        def op(conn: Connection) -> Run:
+            row = conn.execute(
+                sa.select(_R).where(_R.c.run_id == run_id, _R.c.thread_id == thread_id)
             ).first()
             if row is None:
                 raise errors.NotFound(f"Run {run_id} not found")
             run = run_from_row(row)
             if run.status == RunStatus.RUNNING:
                 raise errors.Conflict(f"Run {run_id} is running; cancel it first")
-            await conn.execute(sa.delete(_R).where(_R.c.run_id == run_id))
-            await checkpoints.delete_for_runs(conn, [run_id])
-            await self._settle_thread(
+            conn.execute(sa.delete(_R).where(_R.c.run_id == run_id))
+            checkpoints.delete_for_runs(conn, [run_id])
+            self._settle_thread(
                 conn, thread_id, Outcome(status=RunStatus.INTERRUPTED), now, temporary=False
             )
-        return run
+            return run
 
-    async def _settle_pending(
-        self, conn: Any, run_ids: list[str], action: CancelAction, now: datetime
+        return await self.db.write(op)
+
+    def _settle_pending(
+        self, conn: Connection, run_ids: IdList, action: CancelAction, now: datetime
     ) -> None:
         if not run_ids:
             return
-        threads = set(
-            (await conn.scalars(sa.select(_R.c.thread_id).where(_R.c.run_id.in_(run_ids)))).all()
-        )
+        threads = set(conn.scalars(sa.select(_R.c.thread_id).where(_R.c.run_id.in_(run_ids))).all())
         if action == CancelAction.ROLLBACK:
-            await conn.execute(sa.delete(_R).where(_R.c.run_id.in_(run_ids)))
-            await checkpoints.delete_for_runs(conn, run_ids)
+            conn.execute(sa.delete(_R).where(_R.c.run_id.in_(run_ids)))
+            checkpoints.delete_for_runs(conn, run_ids)
         else:
-            await conn.execute(
+            conn.execute(
                 sa.update(_R)
                 .where(_R.c.run_id.in_(run_ids))
                 .values(status=RunStatus.INTERRUPTED.value, ended_at=now, updated_at=now)
             )
         for thread_id in threads:
-            await self._settle_thread(
+            self._settle_thread(
                 conn, thread_id, Outcome(status=RunStatus.INTERRUPTED), now, temporary=False
             )
 
-    async def _mark_cancel(self, conn: Any, run_ids: list[str], action: CancelAction) -> None:
+    def _mark_cancel(self, conn: Connection, run_ids: IdList, action: CancelAction) -> None:
         if run_ids:
-            await conn.execute(
+            conn.execute(
                 sa.update(_R).where(_R.c.run_id.in_(run_ids)).values(cancel_action=action.value)
             )
 
-    async def _settle_thread(
-        self, conn: Any, thread_id: str, outcome: Outcome, now: datetime, *, temporary: bool
+    def _settle_thread(
+        self, conn: Connection, thread_id: str, outcome: Outcome, now: datetime, *, temporary: bool
     ) -> None:
         """Set the thread's status from what is still in flight and how the run ended."""
-        busy = await conn.scalar(
+        busy = conn.scalar(
             sa.select(sa.literal(1))
             .where(_R.c.thread_id == thread_id, _R.c.status.in_(_IN_FLIGHT))
             .limit(1)
         )
         if temporary and not busy:
-            await conn.execute(sa.delete(_R).where(_R.c.thread_id == thread_id))
-            await conn.execute(sa.delete(_T).where(_T.c.thread_id == thread_id))
-            await checkpoints.delete_thread(conn, thread_id)
+            conn.execute(sa.delete(_R).where(_R.c.thread_id == thread_id))
+            conn.execute(sa.delete(_T).where(_T.c.thread_id == thread_id))
+            checkpoints.delete_thread(conn, thread_id)
             return
         changes: dict[str, Any] = {"updated_at": now}
         if outcome.values is not None:
@@ -469,11 +500,18 @@ class RunStore:
         elif outcome.paused:
             changes["status"] = ThreadStatus.INTERRUPTED.value
         else:
-            current = await conn.scalar(sa.select(_T.c.status).where(_T.c.thread_id == thread_id))
+            current = conn.scalar(sa.select(_T.c.status).where(_T.c.thread_id == thread_id))
             # A cancel or deletion keeps an error/interrupted thread as it was.
             if outcome.status == RunStatus.SUCCESS or current == ThreadStatus.BUSY:
                 changes["status"] = ThreadStatus.IDLE.value
-        await conn.execute(sa.update(_T).where(_T.c.thread_id == thread_id).values(changes))
+        conn.execute(sa.update(_T).where(_T.c.thread_id == thread_id).values(changes))
+
+
+class _Mapped:
+    """A dict standing in for a row, for `run_from_row`."""
+
+    def __init__(self, mapping: dict[str, Any]) -> None:
+        self._mapping = mapping
 
 
 def _run_values(run: Run) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from berth.core import errors
 from berth.core.models import Thread, ThreadStatus
@@ -18,10 +19,14 @@ _R = schema.runs
 SORTABLE = {"thread_id", "status", "created_at", "updated_at", "state_updated_at"}
 
 
+def thread_from_mapping(data: Any) -> Thread:
+    values = dict(data)
+    values["status"] = ThreadStatus(values["status"])
+    return Thread(**values)
+
+
 def thread_from_row(row: Any) -> Thread:
-    data = dict(row._mapping)
-    data["status"] = ThreadStatus(data["status"])
-    return Thread(**data)
+    return thread_from_mapping(row._mapping)
 
 
 def new_thread_values(
@@ -41,6 +46,17 @@ def new_thread_values(
     }
 
 
+def _row(conn: Connection, thread_id: str) -> Any:
+    return conn.execute(sa.select(_T).where(_T.c.thread_id == thread_id)).first()
+
+
+def _existing(conn: Connection, thread_id: str) -> Any:
+    row = _row(conn, thread_id)
+    if row is None:
+        raise errors.NotFound(f"Thread {thread_id} not found")
+    return row
+
+
 class ThreadStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -49,55 +65,57 @@ class ThreadStore:
         self, *, thread_id: str, metadata: dict[str, Any], if_exists: str = "raise"
     ) -> Thread:
         now = datetime.now(UTC)
+
+        def op(conn: Connection) -> Thread | None:
+            row = _row(conn, thread_id)
+            if row is not None:
+                return thread_from_row(row) if if_exists == "do_nothing" else None
+            values = new_thread_values(thread_id, metadata, now, status=ThreadStatus.IDLE)
+            conn.execute(sa.insert(_T).values(values))
+            return thread_from_mapping(values)
+
         try:
-            async with self.db.write() as conn:
-                row = (await conn.execute(sa.select(_T).where(_T.c.thread_id == thread_id))).first()
-                if row is None:
-                    values = new_thread_values(thread_id, metadata, now, status=ThreadStatus.IDLE)
-                    await conn.execute(sa.insert(_T).values(values))
-                    return thread_from_row(_Row(values))
+            created = await self.db.write(op)
         except sa.exc.IntegrityError as exc:
             # A concurrent create of the same id won the race: the same as finding it.
             if not self.db.is_unique_violation(exc):
                 raise
-        if if_exists == "do_nothing":
-            return await self.get(thread_id)
-        raise errors.Conflict(f"Thread {thread_id} already exists")
+            created = await self.get(thread_id) if if_exists == "do_nothing" else None
+        if created is None:
+            raise errors.Conflict(f"Thread {thread_id} already exists")
+        return created
 
     async def get(self, thread_id: str) -> Thread:
-        async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(_T).where(_T.c.thread_id == thread_id))).first()
-        if row is None:
-            raise errors.NotFound(f"Thread {thread_id} not found")
-        return thread_from_row(row)
+        return thread_from_row(await self.db.read(lambda conn: _existing(conn, thread_id)))
 
     async def update(self, thread_id: str, *, metadata: dict[str, Any] | None) -> Thread:
-        async with self.db.write() as conn:
-            row = (await conn.execute(sa.select(_T).where(_T.c.thread_id == thread_id))).first()
-            if row is None:
-                raise errors.NotFound(f"Thread {thread_id} not found")
-            values = {"updated_at": datetime.now(UTC)}
+        def op(conn: Connection) -> Thread:
+            row = _existing(conn, thread_id)
+            values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
             if metadata is not None:
                 values["metadata"] = {**row.metadata, **metadata}
-            await conn.execute(sa.update(_T).where(_T.c.thread_id == thread_id).values(values))
-            return thread_from_row(_Row({**row._mapping, **values}))
+            conn.execute(sa.update(_T).where(_T.c.thread_id == thread_id).values(values))
+            return thread_from_mapping({**row._mapping, **values})
+
+        return await self.db.write(op)
 
     async def delete(self, thread_id: str) -> list[str]:
         """Delete the thread, its runs and checkpoints; return the runs that were in flight."""
-        async with self.db.write() as conn:
-            active = (
-                await conn.scalars(
-                    sa.select(_R.c.run_id).where(
-                        _R.c.thread_id == thread_id, _R.c.status.in_(["pending", "running"])
-                    )
+
+        def op(conn: Connection) -> list[str]:
+            active = conn.scalars(
+                sa.select(_R.c.run_id).where(
+                    _R.c.thread_id == thread_id, _R.c.status.in_(["pending", "running"])
                 )
             ).all()
-            await conn.execute(sa.delete(_R).where(_R.c.thread_id == thread_id))
-            result = await conn.execute(sa.delete(_T).where(_T.c.thread_id == thread_id))
+            conn.execute(sa.delete(_R).where(_R.c.thread_id == thread_id))
+            result = conn.execute(sa.delete(_T).where(_T.c.thread_id == thread_id))
             if result.rowcount == 0:
                 raise errors.NotFound(f"Thread {thread_id} not found")
-            await checkpoints.delete_thread(conn, thread_id)
-        return list(active)
+            checkpoints.delete_thread(conn, thread_id)
+            return list(active)
+
+        return await self.db.write(op)
 
     def _filters(
         self,
@@ -132,14 +150,15 @@ class ThreadStore:
     ) -> tuple[list[Thread], int]:
         where = self._filters(ids=ids, metadata=metadata, values=values, status=status)
         order = sorting.order_by(_T, sort_by or "created_at", sort_order or "desc", SORTABLE)
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(_T).where(*where).order_by(*order).limit(limit).offset(offset)
-                )
+
+        def op(conn: Connection) -> tuple[list[Thread], int]:
+            rows = conn.execute(
+                sa.select(_T).where(*where).order_by(*order).limit(limit).offset(offset)
             ).all()
-            total = await conn.scalar(sa.select(sa.func.count()).select_from(_T).where(*where))
-        return [thread_from_row(r) for r in rows], int(total or 0)
+            total = conn.scalar(sa.select(sa.func.count()).select_from(_T).where(*where))
+            return [thread_from_row(r) for r in rows], int(total or 0)
+
+        return await self.db.read(op)
 
     async def count(
         self,
@@ -149,17 +168,14 @@ class ThreadStore:
         status: str | None = None,
     ) -> int:
         where = self._filters(ids=None, metadata=metadata, values=values, status=status)
-        async with self.db.read() as conn:
-            return int(
-                await conn.scalar(sa.select(sa.func.count()).select_from(_T).where(*where)) or 0
-            )
+        query = sa.select(sa.func.count()).select_from(_T).where(*where)
+        return int(await self.db.read(lambda conn: conn.scalar(query)) or 0)
 
     async def copy(self, thread_id: str, new_thread_id: str) -> Thread:
         now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            row = (await conn.execute(sa.select(_T).where(_T.c.thread_id == thread_id))).first()
-            if row is None:
-                raise errors.NotFound(f"Thread {thread_id} not found")
+
+        def op(conn: Connection) -> Thread:
+            row = _existing(conn, thread_id)
             values = {
                 **row._mapping,
                 "thread_id": new_thread_id,
@@ -169,9 +185,11 @@ class ThreadStore:
                     ThreadStatus.IDLE.value if row.status == ThreadStatus.BUSY else row.status
                 ),
             }
-            await conn.execute(sa.insert(_T).values(values))
-            await checkpoints.copy_thread(conn, thread_id, new_thread_id)
-        return thread_from_row(_Row(values))
+            conn.execute(sa.insert(_T).values(values))
+            checkpoints.copy_thread(conn, thread_id, new_thread_id)
+            return thread_from_mapping(values)
+
+        return await self.db.write(op)
 
     async def record_state(
         self,
@@ -183,12 +201,9 @@ class ThreadStore:
     ) -> None:
         """Refresh the thread's values after a state write outside a run."""
         now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            row = (
-                await conn.execute(sa.select(_T.c.status).where(_T.c.thread_id == thread_id))
-            ).first()
-            if row is None:
-                raise errors.NotFound(f"Thread {thread_id} not found")
+
+        def op(conn: Connection) -> None:
+            row = _existing(conn, thread_id)
             changes: dict[str, Any] = {
                 "values": values,
                 "interrupts": interrupts,
@@ -199,11 +214,6 @@ class ThreadStore:
                 changes["status"] = (
                     ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE
                 ).value
-            await conn.execute(sa.update(_T).where(_T.c.thread_id == thread_id).values(changes))
+            conn.execute(sa.update(_T).where(_T.c.thread_id == thread_id).values(changes))
 
-
-class _Row:
-    """Adapts a plain dict to what `thread_from_row` reads."""
-
-    def __init__(self, mapping: dict[str, Any]) -> None:
-        self._mapping = mapping
+        await self.db.write(op)

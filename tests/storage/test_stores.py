@@ -47,22 +47,6 @@ CONTAINMENT = [
 ]
 
 
-#: (query) → why SQLite's `json_contains` (berth/storage/dialects/sqlite.py) answers
-#: differently from PostgreSQL's `@>`; reported, to be fixed in the dialect
-SQLITE_GAPS = {
-    repr({"n": 1}): "json_extract yields 1 for true, so {'n': 1} also matches {'n': true}",
-    repr({"tags": ["y"]}): "lists compare as whole JSON text; `@>` matches a sub-list",
-}
-
-
-def mark_sqlite_gap(
-    request: pytest.FixtureRequest, storage: Storage, query: dict[str, Any]
-) -> None:
-    reason = SQLITE_GAPS.get(repr(query))
-    if reason and storage.db.name == "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 # -- threads ---------------------------------------------------------------------
 
 
@@ -94,9 +78,8 @@ async def test_thread_create_get_update(storage: Storage) -> None:
 
 @pytest.mark.parametrize(("query", "expected"), CONTAINMENT)
 async def test_thread_search_by_metadata_containment(
-    request: pytest.FixtureRequest, storage: Storage, query: dict[str, Any], expected: set[str]
+    storage: Storage, query: dict[str, Any], expected: set[str]
 ) -> None:
-    mark_sqlite_gap(request, storage, query)
     by_id = {}
     for name, metadata in DOCS.items():
         thread_id = ids.new_id()
@@ -241,9 +224,8 @@ async def test_assistant_create_get_update_versions(storage: Storage) -> None:
 
 @pytest.mark.parametrize(("query", "expected"), CONTAINMENT)
 async def test_assistant_search_by_metadata_containment(
-    request: pytest.FixtureRequest, storage: Storage, query: dict[str, Any], expected: set[str]
+    storage: Storage, query: dict[str, Any], expected: set[str]
 ) -> None:
-    mark_sqlite_gap(request, storage, query)
     by_id = {}
     for name, metadata in DOCS.items():
         by_id[await new_assistant(storage, metadata)] = name

@@ -1,29 +1,47 @@
-"""The dialect hook interface and the URI → dialect choice."""
+"""The dialect hook interface and the URI → dialect choice.
+
+Stores express each operation as a plain function of a SQLAlchemy `Connection`, run
+as one transaction by `read()` or `write()`. The dialect decides where it runs: SQLite
+runs it whole on a thread that owns a connection (one thread hop per transaction, not
+per statement); PostgreSQL runs it on the async driver through SQLAlchemy's greenlet
+bridge.
+"""
 
 from __future__ import annotations
 
 import abc
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Connection
 
 from berth import serde
+
+T = TypeVar("T")
+
+#: an operation on the database: runs inside one transaction
+Operation = Callable[[Connection], T]
 
 
 class Dialect(abc.ABC):
     name: str
-    read_engine: AsyncEngine
-    write_engine: AsyncEngine
 
-    async def open(self) -> None:  # noqa: B027 - optional hook
-        """Prepare the database for use (create folders, check the connection)."""
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Prepare the database for use (create folders, start threads)."""
 
-    async def close(self) -> None:
-        await self.write_engine.dispose()
-        if self.read_engine is not self.write_engine:
-            await self.read_engine.dispose()
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def read(self, operation: Operation[T]) -> T:
+        """Run `operation` in a read transaction (a consistent snapshot)."""
+
+    @abc.abstractmethod
+    async def write(self, operation: Operation[T]) -> T:
+        """Run `operation` in a write transaction, committed before this returns."""
 
     @abc.abstractmethod
     def json_contains(self, column: Any, value: dict[str, Any]) -> sa.ColumnElement[bool]: ...

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from berth.storage.dialects.base import Dialect, json_serializer
+from berth.storage.dialects.base import Dialect, Operation, T, json_serializer
 
 
 class PostgresDialect(Dialect):
@@ -19,16 +19,27 @@ class PostgresDialect(Dialect):
 
     def __init__(self, uri: str) -> None:
         rest = uri.split("://", 1)[1]
-        url = "postgresql+psycopg://" + rest
-        self.write_engine = create_async_engine(
-            url,
+        self.engine = create_async_engine(
+            "postgresql+psycopg://" + rest,
             pool_size=20,
             max_overflow=10,
-            pool_pre_ping=False,
             json_serializer=json_serializer,
             json_deserializer=orjson.loads,
         )
-        self.read_engine = self.write_engine
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def read(self, operation: Operation[T]) -> T:
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(operation)
+
+    async def write(self, operation: Operation[T]) -> T:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(operation)
 
     def json_contains(self, column: Any, value: dict[str, Any]) -> sa.ColumnElement[bool]:
         return column.op("@>")(sa.bindparam(None, value, type_=JSONB))

@@ -42,6 +42,19 @@ class BerthSaver(BaseCheckpointSaver[str]):
     def __init__(self, db: Database, *, serde_: SerializerProtocol | None = None) -> None:
         super().__init__(serde=serde_)
         self.db = db
+        # Built once: upserts are rebuilt and recompiled otherwise, on the hottest path.
+        put = db.insert(_C)
+        self._put = put.on_conflict_do_update(
+            index_elements=[_C.c.thread_id, _C.c.checkpoint_ns, _C.c.checkpoint_id],
+            set_={k: put.excluded[k] for k in ("type", "checkpoint", "metadata", "run_id")},
+        )
+        writes = db.insert(_W)
+        keys = [_W.c.thread_id, _W.c.checkpoint_ns, _W.c.checkpoint_id, _W.c.task_id, _W.c.idx]
+        self._put_special_writes = writes.on_conflict_do_update(
+            index_elements=keys,
+            set_={k: writes.excluded[k] for k in ("channel", "type", "value", "task_path")},
+        )
+        self._put_writes = writes.on_conflict_do_nothing(index_elements=keys)
 
     # -- reads ---------------------------------------------------------------
 
@@ -147,12 +160,7 @@ class BerthSaver(BaseCheckpointSaver[str]):
             "checkpoint": blob,
             "metadata": meta,
         }
-        stmt = self.db.insert(_C).values(values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_C.c.thread_id, _C.c.checkpoint_ns, _C.c.checkpoint_id],
-            set_={k: stmt.excluded[k] for k in ("type", "checkpoint", "metadata", "run_id")},
-        )
-        await self.db.write(lambda conn: conn.execute(stmt))
+        await self.db.write(lambda conn: conn.execute(self._put, values))
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -191,17 +199,10 @@ class BerthSaver(BaseCheckpointSaver[str]):
                     "value": blob,
                 }
             )
-        stmt = self.db.insert(_W).values(rows)
-        keys = [_W.c.thread_id, _W.c.checkpoint_ns, _W.c.checkpoint_id, _W.c.task_id, _W.c.idx]
         # Special writes (errors, interrupts) replace; ordinary ones are written once.
-        if all(channel in WRITES_IDX_MAP for channel, _ in writes):
-            stmt = stmt.on_conflict_do_update(
-                index_elements=keys,
-                set_={k: stmt.excluded[k] for k in ("channel", "type", "value", "task_path")},
-            )
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-        await self.db.write(lambda conn: conn.execute(stmt))
+        special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
+        stmt = self._put_special_writes if special else self._put_writes
+        await self.db.write(lambda conn: conn.execute(stmt, rows))
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self.db.write(lambda conn: delete_thread(conn, str(thread_id)))

@@ -61,6 +61,38 @@ class Outcome:
     discard: bool = False
 
 
+def _runnable() -> sa.Select[tuple[str]]:
+    other = _R.alias("other")
+    now = sa.bindparam("now", type_=schema.UTCDateTime)
+    return (
+        sa.select(_R.c.run_id)
+        .where(
+            _R.c.status == RunStatus.PENDING,
+            _R.c.available_at <= now,
+            ~sa.exists().where(
+                other.c.thread_id == _R.c.thread_id, other.c.status == RunStatus.RUNNING
+            ),
+            # FIFO per thread: an older due run on the same thread goes first.
+            ~sa.exists().where(
+                other.c.thread_id == _R.c.thread_id,
+                other.c.status == RunStatus.PENDING,
+                other.c.available_at <= now,
+                sa.or_(
+                    other.c.created_at < _R.c.created_at,
+                    sa.and_(other.c.created_at == _R.c.created_at, other.c.run_id < _R.c.run_id),
+                ),
+            ),
+        )
+        .order_by(_R.c.created_at, _R.c.run_id)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+        .with_for_update(skip_locked=True, of=_R)
+    )
+
+
+#: runs a worker may start now (built once; `now` and `limit` are bound per claim)
+_RUNNABLE = _runnable()
+
+
 def _run_row(conn: Connection, run_id: str) -> Any:
     return conn.execute(sa.select(_R).where(_R.c.run_id == run_id)).first()
 
@@ -194,33 +226,9 @@ class RunStore:
         if limit <= 0:
             return []
         now = datetime.now(UTC)
-        r2 = _R.alias("other")
-        runnable = (
-            sa.select(_R.c.run_id)
-            .where(
-                _R.c.status == RunStatus.PENDING,
-                _R.c.available_at <= now,
-                ~sa.exists().where(
-                    r2.c.thread_id == _R.c.thread_id, r2.c.status == RunStatus.RUNNING
-                ),
-                # FIFO per thread: an older due run on the same thread goes first.
-                ~sa.exists().where(
-                    r2.c.thread_id == _R.c.thread_id,
-                    r2.c.status == RunStatus.PENDING,
-                    r2.c.available_at <= now,
-                    sa.or_(
-                        r2.c.created_at < _R.c.created_at,
-                        sa.and_(r2.c.created_at == _R.c.created_at, r2.c.run_id < _R.c.run_id),
-                    ),
-                ),
-            )
-            .order_by(_R.c.created_at, _R.c.run_id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=_R)
-        )
 
         def op(conn: Connection) -> RunList:
-            ids = conn.scalars(runnable).all()
+            ids = conn.scalars(_RUNNABLE, {"now": now, "limit": limit}).all()
             if not ids:
                 return []
             conn.execute(

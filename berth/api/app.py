@@ -12,20 +12,26 @@ from fastapi.middleware.cors import CORSMiddleware
 
 import berth
 from berth import project as project_mod
-from berth.api import assistants, errors, runs, store, system, threads
+from berth import tracing
+from berth.api import assistants, crons, errors, runs, store, system, threads
+from berth.api import webhooks as webhook_api
 from berth.api.deps import Components
 from berth.api.responses import JSONResponse
 from berth.core import ids
 from berth.core.runs import Runs
 from berth.core.state import ThreadState
 from berth.graphs import GraphRegistry
+from berth.queue import scheduler as cron_scheduler
 from berth.queue.executor import Executor
 from berth.queue.worker import WorkerPool
 from berth.settings import Settings
 from berth.storage.base import Storage
 from berth.storage.store import open_store
+from berth.storage.webhooks import WebhookStore
 from berth.streaming.base import Broker
 from berth.streaming.memory import MemoryBroker
+from berth.webhooks import WebhookSettings
+from berth.webhooks.delivery import Deliverer
 
 log = logging.getLogger("berth")
 
@@ -37,6 +43,10 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
         for key, value in project.env.items():
             os.environ.setdefault(key, value)
         registry = GraphRegistry.load(project)
+    # After the project's env: langgraph.json may set OTEL_* there.
+    tracing_on = tracing.setup()
+    # After the project's env too: header templates may name variables it sets.
+    webhook_settings = WebhookSettings.load(project.webhooks, project.http)
     project_store = project.store
 
     @contextlib.asynccontextmanager
@@ -71,23 +81,45 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
                 recover_all=storage.db.name == "sqlite",
             )
             await pool.start()
+        deliverer: Deliverer | None = None
+        if settings.concurrency > 0 and not webhook_settings.muted:
+            deliverer = Deliverer(
+                store=WebhookStore(storage.db),
+                settings=webhook_settings,
+                self_url=_self_url(settings),
+                recover_all=storage.db.name == "sqlite",
+            )
+            await deliverer.start()
         app.state.berth = Components(
             settings=settings,
             storage=storage,
             broker=broker,
             registry=registry,
-            runs=Runs(storage=storage, broker=broker, registry=registry),
+            runs=Runs(
+                storage=storage,
+                broker=broker,
+                registry=registry,
+                webhook_policy=webhook_settings.policy,
+            ),
             state=ThreadState(storage=storage, registry=registry, broker=broker),
             store=item_store,
         )
+        crons_scheduler = cron_scheduler.CronScheduler(
+            storage=storage, runs=app.state.berth.runs, interval=cron_scheduler.interval_from_env()
+        )
+        await crons_scheduler.start()
         try:
             yield
         finally:
+            await crons_scheduler.stop()
             if pool is not None:
                 await pool.stop()
+            if deliverer is not None:
+                await deliverer.stop()
             await broker.stop()
             await exit_stack.aclose()
             await storage.close()
+            tracing.shutdown()
 
     app = FastAPI(
         title="Berth",
@@ -103,9 +135,21 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
         allow_headers=["*"],
         expose_headers=["x-pagination-total", "x-pagination-next", "content-location", "location"],
     )
+    if tracing_on:
+        # Added last, so outermost: the span covers CORS and error handling too.
+        app.add_middleware(tracing.HttpSpans)
     errors.install(app)
-    for router in (system.router, assistants.router, threads.router, runs.router, store.router):
+    # crons before runs: `/runs/crons…` must not reach a `/runs/{…}` route.
+    for router in (
+        system.router,
+        assistants.router,
+        threads.router,
+        crons.router,
+        runs.router,
+        store.router,
+    ):
         app.include_router(router)
+    app.include_router(webhook_api.router)
     if not project.http.get("disable_mcp"):
         from berth.protocols import mcp
 
@@ -115,6 +159,14 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
 
         app.include_router(a2a.router)
     return app
+
+
+def _self_url(settings: Settings) -> str:
+    """Where this server answers itself: relative webhook URLs are sent here."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
 
 
 def _broker(settings: Settings) -> Broker:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from berth import serde
+from berth import serde, tracing
 from berth.api import schemas, sse
 from berth.api.deps import Components, components, truthy, uuid_path
 from berth.api.responses import JSONResponse
@@ -35,40 +35,50 @@ def _run_json(run: Run, status: int = 200, headers: dict[str, str] | None = None
 # -- creation ------------------------------------------------------------------
 
 
-async def _create(c: Components, thread_id: str | None, body: schemas.RunCreate) -> Run:
-    return await c.runs.create(thread_id, _request(body))
+async def _create(
+    c: Components, thread_id: str | None, body: schemas.RunCreate, http: Request
+) -> Run:
+    return await c.runs.create(thread_id, _request(body), trace=tracing.incoming(http.headers))
 
 
 @router.post("/threads/{thread_id}/runs")
 async def create(
-    thread_id: str, body: schemas.RunCreate, c: Components = Depends(components)
+    thread_id: str, body: schemas.RunCreate, http: Request, c: Components = Depends(components)
 ) -> Any:
-    run = await _create(c, uuid_path(thread_id, "thread_id"), body)
+    run = await _create(c, uuid_path(thread_id, "thread_id"), body, http)
     return _run_json(run, headers={"Content-Location": f"/threads/{thread_id}/runs/{run.run_id}"})
 
 
 @router.post("/runs")
-async def create_stateless(body: schemas.RunCreate, c: Components = Depends(components)) -> Any:
-    run = await _create(c, None, body)
+async def create_stateless(
+    body: schemas.RunCreate, http: Request, c: Components = Depends(components)
+) -> Any:
+    run = await _create(c, None, body, http)
     return _run_json(run, headers={"Content-Location": f"/runs/{run.run_id}"})
 
 
 @router.post("/runs/batch")
-async def create_batch(bodies: list[schemas.RunCreate], c: Components = Depends(components)) -> Any:
-    runs = [await _create(c, None, body) for body in bodies]
+async def create_batch(
+    bodies: list[schemas.RunCreate], http: Request, c: Components = Depends(components)
+) -> Any:
+    runs = [await _create(c, None, body, http) for body in bodies]
     return JSONResponse([run.public() for run in runs])
 
 
 # -- streaming -----------------------------------------------------------------
 
 
-async def _stream_new(c: Components, thread_id: str | None, body: schemas.RunCreate) -> Response:
+async def _stream_new(
+    c: Components, thread_id: str | None, body: schemas.RunCreate, http: Request
+) -> Response:
     request = _request(body)
     run_id = ids.new_id()
     # Subscribe before the run exists, so its first events cannot be missed.
     events = c.broker.subscribe(run_id, after=None)
     try:
-        run = await c.runs.create(thread_id, request, run_id=run_id)
+        run = await c.runs.create(
+            thread_id, request, run_id=run_id, trace=tracing.incoming(http.headers)
+        )
     except BaseException:
         await c.broker.finish(run_id, keep=False)
         raise
@@ -116,14 +126,16 @@ def _sse(
 
 @router.post("/threads/{thread_id}/runs/stream")
 async def stream(
-    thread_id: str, body: schemas.RunCreate, c: Components = Depends(components)
+    thread_id: str, body: schemas.RunCreate, http: Request, c: Components = Depends(components)
 ) -> Any:
-    return await _stream_new(c, uuid_path(thread_id, "thread_id"), body)
+    return await _stream_new(c, uuid_path(thread_id, "thread_id"), body, http)
 
 
 @router.post("/runs/stream")
-async def stream_stateless(body: schemas.RunCreate, c: Components = Depends(components)) -> Any:
-    return await _stream_new(c, None, body)
+async def stream_stateless(
+    body: schemas.RunCreate, http: Request, c: Components = Depends(components)
+) -> Any:
+    return await _stream_new(c, None, body, http)
 
 
 def _stream_modes(values: list[str]) -> list[str] | None:
@@ -246,7 +258,9 @@ def _wait_response(
     )
 
 
-async def _wait_new(c: Components, thread_id: str | None, body: schemas.RunCreate) -> Response:
+async def _wait_new(
+    c: Components, thread_id: str | None, body: schemas.RunCreate, http: Request
+) -> Response:
     request = _request(body)
     if "values" not in request.stream_mode:
         # The body is the last `values` event; a stateless run's thread is gone by then.
@@ -254,7 +268,9 @@ async def _wait_new(c: Components, thread_id: str | None, body: schemas.RunCreat
     run_id = ids.new_id()
     events = c.broker.subscribe(run_id, after=None)
     try:
-        run = await c.runs.create(thread_id, request, run_id=run_id)
+        run = await c.runs.create(
+            thread_id, request, run_id=run_id, trace=tracing.incoming(http.headers)
+        )
     except BaseException:
         await c.broker.finish(run_id, keep=False)
         raise
@@ -269,13 +285,17 @@ async def _wait_new(c: Components, thread_id: str | None, body: schemas.RunCreat
 
 
 @router.post("/threads/{thread_id}/runs/wait")
-async def wait(thread_id: str, body: schemas.RunCreate, c: Components = Depends(components)) -> Any:
-    return await _wait_new(c, uuid_path(thread_id, "thread_id"), body)
+async def wait(
+    thread_id: str, body: schemas.RunCreate, http: Request, c: Components = Depends(components)
+) -> Any:
+    return await _wait_new(c, uuid_path(thread_id, "thread_id"), body, http)
 
 
 @router.post("/runs/wait")
-async def wait_stateless(body: schemas.RunCreate, c: Components = Depends(components)) -> Any:
-    return await _wait_new(c, None, body)
+async def wait_stateless(
+    body: schemas.RunCreate, http: Request, c: Components = Depends(components)
+) -> Any:
+    return await _wait_new(c, None, body, http)
 
 
 async def _join_events(c: Components, run: Run) -> AsyncIterator[StreamEvent] | None:

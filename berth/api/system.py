@@ -31,7 +31,7 @@ async def info(c: Components = Depends(components)) -> dict[str, Any]:
         "version": berth.__version__,
         "server": "berth",
         "langgraph_py_version": langgraph.version.__version__,
-        "flags": {"assistants": True, "crons": False, "langsmith": False},
+        "flags": {"assistants": True, "crons": True, "langsmith": False},
         "host": {
             "kind": "self-hosted",
             "database": c.storage.db.name,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from berth import serde, tracing
 from berth.core import errors, ids
 from berth.core.models import (
     Assistant,
@@ -14,7 +16,9 @@ from berth.core.models import (
     OnCompletion,
     Run,
     RunStatus,
+    ThreadStatus,
 )
+from berth.webhooks import policy
 
 if TYPE_CHECKING:
     from berth.graphs import GraphRegistry
@@ -35,6 +39,10 @@ _SERVER_KEYS = {
 }
 #: metadata keys the server owns
 _SERVER_METADATA = {"thread_id", "assistant_id", "run_id", "cron_id"}
+#: run options an assistant's config may carry; they are not part of the graph's config
+_BREAKPOINTS = ("interrupt_before", "interrupt_after")
+#: LangGraph interrupt ids (xxh3-128 hex digests): a resume keyed by them is a map
+_INTERRUPT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -82,13 +90,32 @@ def _clean(mapping: dict[str, Any] | None, reserved: set[str]) -> dict[str, Any]
     }
 
 
+def _breakpoint(key: str, requested: Any, configured: Any) -> Any:
+    """The run's `interrupt_before`/`_after`: its own, else its assistant's config's."""
+    value = requested if requested is not None else configured
+    if value is None or value == "*":
+        return value
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        raise errors.BadRequest(f'{key} must be "*" or a list of node names, not {value!r}')
+    return value
+
+
 class Runs:
     """Run admission and cancellation, over storage, the broker and the graphs."""
 
-    def __init__(self, *, storage: Storage, broker: Broker, registry: GraphRegistry) -> None:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        broker: Broker,
+        registry: GraphRegistry,
+        webhook_policy: policy.UrlPolicy | None = None,
+    ) -> None:
         self.storage = storage
         self.broker = broker
         self.registry = registry
+        #: checks run webhooks (contract §7); the defaults are the safe ones
+        self.webhook_policy = webhook_policy or policy.UrlPolicy()
 
     async def assistant_for(self, assistant_id: str) -> Assistant:
         resolved = resolve_assistant_id(assistant_id, self.registry)
@@ -101,14 +128,23 @@ class Runs:
         return assistant
 
     async def create(
-        self, thread_id: str | None, request: RunRequest, *, run_id: str | None = None
+        self,
+        thread_id: str | None,
+        request: RunRequest,
+        *,
+        run_id: str | None = None,
+        trace: tracing.Incoming | None = None,
     ) -> Run:
         """Validate `request`, store the run as pending, and wake a worker.
 
         Args:
             thread_id: the thread to run on, or None for a stateless run.
             run_id: the id to give the run (a streaming caller subscribes to it first).
+            trace: the caller's trace context (`tracing.incoming(headers)`); without it,
+                the current span, if tracing is on.
         """
+        if trace is None:
+            trace = tracing.incoming()
         assistant = await self.assistant_for(request.assistant_id)
         stateless = thread_id is None
         config = dict(request.config or {})
@@ -128,12 +164,28 @@ class Runs:
             checkpoint_ns = request.checkpoint.get("checkpoint_ns") or ""
         if checkpoint_id is not None and not ids.is_uuid(checkpoint_id):
             raise errors.InvalidInput(f"checkpoint_id must be a UUID, not {checkpoint_id!r}")
+        if checkpoint_id is not None and thread_id is not None:
+            await self._check_checkpoint(thread_id, checkpoint_ns, checkpoint_id)
+        if command and command.get("resume") is not None and thread_id is not None:
+            await self._check_resume(thread_id, command["resume"], request, checkpoint_id)
+        breakpoints = {
+            key: _breakpoint(key, getattr(request, key), assistant.config.get(key))
+            for key in _BREAKPOINTS
+        }
+        webhook = await self.webhook_policy.admit(request.webhook)
 
         merged_configurable = {**assistant.config.get("configurable", {}), **configurable}
+        if trace is not None:
+            # Contract §9: always copied, after the configurable/context check above.
+            merged_configurable.update(trace.langsmith)
         merged_context = {**assistant.context, **context}
         graph_config = {
-            **{k: v for k, v in assistant.config.items() if k != "configurable"},
-            **{k: v for k, v in config.items() if k != "configurable"},
+            **{
+                k: v
+                for k, v in assistant.config.items()
+                if k != "configurable" and k not in _BREAKPOINTS
+            },
+            **{k: v for k, v in config.items() if k != "configurable" and k not in _BREAKPOINTS},
             "configurable": merged_configurable,
         }
         temporary = stateless and request.on_completion == OnCompletion.DELETE
@@ -153,9 +205,9 @@ class Runs:
                 "config": graph_config,
                 "context": merged_context,
                 "stream_mode": request.stream_mode,
-                "interrupt_before": request.interrupt_before,
-                "interrupt_after": request.interrupt_after,
-                "webhook": request.webhook,
+                "interrupt_before": breakpoints["interrupt_before"],
+                "interrupt_after": breakpoints["interrupt_after"],
+                "webhook": webhook,
                 "feedback_keys": request.feedback_keys,
                 "temporary": temporary,
                 "subgraphs": request.stream_subgraphs,
@@ -164,6 +216,8 @@ class Runs:
                 "checkpoint_id": checkpoint_id,
                 "checkpoint_ns": checkpoint_ns,
                 "graph_id": assistant.graph_id,
+                # Restored by the worker: the run's spans are children of the caller's.
+                **({"trace": trace.w3c} if trace is not None and trace.w3c else {}),
             },
             multitask_strategy=request.multitask_strategy,
             available_at=now + timedelta(seconds=request.after_seconds or 0),
@@ -194,6 +248,54 @@ class Runs:
         await self.broker.wake_workers()
         return admission.run
 
+    async def _check_checkpoint(self, thread_id: str, ns: str, checkpoint_id: str) -> None:
+        """404 for a replay from a checkpoint the thread does not have (else the run fails)."""
+        config: Any = {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint_id,
+            }
+        }
+        if await self.storage.checkpointer.aget_tuple(config) is None:
+            raise errors.NotFound(f"Checkpoint {checkpoint_id} not found on thread {thread_id}")
+
+    async def _check_resume(
+        self, thread_id: str, resume: Any, request: RunRequest, checkpoint_id: str | None
+    ) -> None:
+        """Refuse a resume that has no interrupt to answer (or cannot say which one).
+
+        Only a settled thread is judged: with runs in flight, the multitask strategy
+        decides, and a queued resume that finds nothing left to answer is ignored, as
+        LangGraph ignores it. A resume at an explicit checkpoint is LangGraph's to judge.
+        """
+        try:
+            thread = await self.storage.threads.get(thread_id)
+        except errors.NotFound:
+            if request.if_not_exists == "create":
+                raise errors.BadRequest(
+                    f"Cannot resume thread {thread_id}: it does not exist yet, so it has "
+                    "no interrupt to answer; start it with input instead"
+                ) from None
+            return  # storage answers 404 for the missing thread
+        if checkpoint_id is not None or await self.storage.runs.in_flight(thread_id=thread_id):
+            return
+        pending = [i for items in (thread.interrupts or {}).values() for i in items]
+        # An error (a resume that failed) leaves its interrupts pending: still answerable.
+        if thread.status != ThreadStatus.INTERRUPTED and not pending:
+            raise errors.BadRequest(
+                f"Cannot resume thread {thread_id}: it is not interrupted (status "
+                f"{thread.status.value}), so there is no interrupt to answer. Send input "
+                "instead, or resume from an interrupted checkpoint with checkpoint_id."
+            )
+        by_id = isinstance(resume, dict) and all(_INTERRUPT_ID.match(str(k)) for k in resume)
+        if len(pending) > 1 and not by_id:
+            ids_ = ", ".join(str(i.get("id")) for i in pending)
+            raise errors.BadRequest(
+                f"Thread {thread_id} has {len(pending)} pending interrupts: resume with a "
+                f"map of interrupt id to value, e.g. {{<interrupt id>: value}} ({ids_})"
+            )
+
     async def cancel(self, run_ids: list[str], action: CancelAction) -> list[str]:
         """Cancel runs; pending ones at once, running ones by signalling their worker."""
         running = await self.storage.runs.cancel(run_ids, action)
@@ -206,8 +308,34 @@ class Runs:
 
     async def delete(self, run_id: str, thread_id: str) -> None:
         """Delete a run that is not running (its checkpoints go with it)."""
-        await self.storage.runs.delete(run_id, thread_id)
+        run = await self.storage.runs.delete(run_id, thread_id)
+        await self._refresh_thread(thread_id, run.kwargs.get("graph_id"))
         await self._close_settled(run_id)
+
+    async def _refresh_thread(self, thread_id: str, graph_id: Any) -> None:
+        """Reset the thread's values and interrupts to its latest remaining checkpoint.
+
+        The deleted run's checkpoints are gone, so the values it left on the thread
+        must go too.
+        """
+        if not isinstance(graph_id, str) or graph_id not in self.registry:
+            return
+        config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        async with self.registry.get(graph_id).build(
+            config, checkpointer=self.storage.checkpointer
+        ) as graph:
+            snapshot = await graph.aget_state(config)
+        written = bool(snapshot.config.get("configurable", {}).get("checkpoint_id"))
+        await self.storage.threads.record_state(
+            thread_id,
+            values=serde.to_jsonable(snapshot.values) if written else None,
+            interrupts={
+                t.id: [serde.interrupt_dict(i) for i in t.interrupts]
+                for t in snapshot.tasks
+                if t.interrupts
+            },
+            paused=bool(snapshot.next),
+        )
 
     async def _close_settled(self, run_id: str) -> None:
         """Close the stream of a run that ended without a worker (a cancelled pending run).

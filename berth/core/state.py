@@ -136,12 +136,7 @@ class ThreadState:
         async with self.registry.get(graph_id).build(
             config, checkpointer=self.storage.checkpointer
         ) as graph:
-            if config["configurable"].get("checkpoint_id"):
-                found = await self.storage.checkpointer.aget_tuple(config)  # type: ignore[arg-type]
-                if found is None:
-                    raise errors.NotFound(
-                        f"Checkpoint {config['configurable']['checkpoint_id']} not found"
-                    )
+            await self._require_checkpoint(config)
             snapshot = await graph.aget_state(config, subgraphs=subgraphs)
         if not snapshot.config.get("configurable", {}).get("checkpoint_id") and not snapshot.values:
             return dict(EMPTY_STATE)
@@ -184,11 +179,24 @@ class ThreadState:
         checkpoint: dict[str, Any] | None,
         checkpoint_id: str | None,
     ) -> dict[str, Any]:
-        """Apply one update as `as_node` would have; return the new checkpoint."""
+        """Apply one update as `as_node` would have; return the new checkpoint.
+
+        At a past checkpoint the update forks the thread: the new checkpoint's parent
+        is that one, and the thread's latest state becomes the fork.
+        """
         config = checkpoint_config(thread_id, checkpoint, checkpoint_id)
+        # LangGraph would write an unknown checkpoint's update onto an empty state.
+        await self._require_checkpoint(config)
         return await self._write(
             thread_id, config, lambda graph: graph.aupdate_state(config, values, as_node=as_node)
         )
+
+    async def _require_checkpoint(self, config: dict[str, Any]) -> None:
+        """404 when `config` names a checkpoint id that the thread does not have."""
+        if not config["configurable"].get("checkpoint_id"):
+            return
+        if await self.storage.checkpointer.aget_tuple(config) is None:  # type: ignore[arg-type]
+            raise errors.NotFound(f"Checkpoint {config['configurable']['checkpoint_id']} not found")
 
     async def bulk_update(
         self, thread_id: str, supersteps: list[list[dict[str, Any]]]

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command, Send
 
-from berth import serde
+from berth import serde, tracing
 from berth.core.models import CancelAction, Run, RunStatus
 from berth.graphs import GraphRegistry
 from berth.queue.chunks import LANGGRAPH_MODE, ChunkTranslator
+from berth.storage import checkpoints
 from berth.storage.base import Storage
 from berth.storage.runs import Outcome
 from berth.streaming.base import Broker
@@ -36,6 +38,12 @@ class Executor:
 
     async def execute(self, run: Run, cancel: CancelSlot) -> Run | None:
         """Run the graph to its end and record the outcome; return the final run."""
+        with tracing.attempt(run) as span:
+            return await self._execute(run, cancel, span)
+
+    async def _execute(
+        self, run: Run, cancel: CancelSlot, span: tracing.Attempt | tracing.NoAttempt
+    ) -> Run | None:
         kwargs = run.kwargs
         translator = ChunkTranslator(kwargs.get("stream_mode") or ["values"])
         await self.broker.publish(
@@ -43,7 +51,7 @@ class Executor:
         )
         try:
             async with asyncio.timeout(self.run_timeout):
-                outcome = await self._stream(run, translator)
+                outcome = await self._stream(run, translator, span)
         except TimeoutError:
             outcome = Outcome(status=RunStatus.TIMEOUT)
             await self._publish_error(run, "TimeoutError", "the run exceeded its time limit")
@@ -58,6 +66,7 @@ class Executor:
             outcome = Outcome(status=RunStatus.ERROR, error=error)
             await self._publish_error(run, error["error"], error["message"])
             outcome = await self._with_state(run, outcome)
+        span.finish(outcome.status, outcome.error)
         final = await self.storage.runs.finish(run.run_id, outcome)
         await self.broker.finish(run.run_id, keep=bool(kwargs.get("resumable")))
         return final
@@ -67,9 +76,11 @@ class Executor:
             run.run_id, "error", serde.dumps({"error": name, "message": message})
         )
 
-    async def _stream(self, run: Run, translator: ChunkTranslator) -> Outcome:
+    async def _stream(
+        self, run: Run, translator: ChunkTranslator, span: tracing.Attempt | tracing.NoAttempt
+    ) -> Outcome:
         kwargs = run.kwargs
-        config = run_config(run)
+        config = span.instrument(run_config(run))
         requested = kwargs.get("stream_mode") or ["values"]
         modes = sorted({"values", *(LANGGRAPH_MODE[m] for m in requested if m in LANGGRAPH_MODE)})
         nested = bool(kwargs.get("subgraphs"))
@@ -82,7 +93,10 @@ class Executor:
             "durability": kwargs.get("durability") or "async",
         }
         loaded = self.registry.get(kwargs["graph_id"])
-        async with loaded.build(config, checkpointer=self.storage.checkpointer) as graph:
+        # A temporary thread is deleted when its run ends, so its checkpoints live in
+        # memory (interrupts still work within the run), as the reference server does.
+        checkpointer = InMemorySaver() if run.temporary else self.storage.checkpointer
+        async with loaded.build(config, checkpointer=checkpointer) as graph:
             # Options come from stored JSON; LangGraph's overloads expect literal types.
             pregel: Any = graph
             if "events" in requested:
@@ -90,13 +104,39 @@ class Executor:
                 stream = self._root_chunks(run.run_id, events)
             else:
                 stream = pregel.astream(graph_input(kwargs), config, **options)
+            last_values: Any = None
             async for chunk in stream:
                 ns, mode, payload = chunk if nested else ((), *chunk)
+                if mode == "values" and not ns:
+                    last_values = payload
                 if not _wanted(mode, requested):
                     continue
                 for event, data in translator.translate(ns, mode, payload):
                     await self.broker.publish(run.run_id, event, data)
-            return await self._with_state(run, Outcome(status=RunStatus.SUCCESS), graph=graph)
+            outcome = await self._with_state(run, Outcome(status=RunStatus.SUCCESS), graph=graph)
+            if "values" in requested:
+                await self._publish_pause(run, last_values, outcome)
+            return outcome
+
+    async def _publish_pause(self, run: Run, last_values: Any, outcome: Outcome) -> None:
+        """End a paused run's `values` stream with its last values and every interrupt.
+
+        LangGraph streams each interrupt of a superstep in its own `values` chunk and
+        may end on a chunk without them (parallel branches, `goto`); `invoke` merges
+        them into its result, and so must the run's last `values` event, which `/wait`
+        and `RemoteGraph.invoke` return.
+        """
+        pending = [i for items in (outcome.interrupts or {}).values() for i in items]
+        if not outcome.paused or not pending:
+            return
+        if not isinstance(last_values, dict):
+            last_values = outcome.values or {}
+        shown = last_values.get("__interrupt__", ())
+        if {i["id"] for i in pending} <= {getattr(i, "id", None) for i in shown}:
+            return
+        values = {k: v for k, v in last_values.items() if k != "__interrupt__"}
+        merged = {**serde.to_jsonable(values), "__interrupt__": pending}
+        await self.broker.publish(run.run_id, "values", serde.dumps(merged))
 
     async def _root_chunks(
         self, run_id: str, events: AsyncIterator[dict[str, Any]]
@@ -149,10 +189,12 @@ def _wanted(mode: str, requested: list[str]) -> bool:
 class CancelSlot:
     """Where a cancel request leaves its action for the run's task to read."""
 
-    __slots__ = ("action",)
+    __slots__ = ("action", "started")
 
     def __init__(self) -> None:
         self.action: CancelAction | None = None
+        #: the run's task began executing (cancelling it earlier would skip its cleanup)
+        self.started = False
 
 
 def run_config(run: Run) -> RunnableConfig:
@@ -165,6 +207,8 @@ def run_config(run: Run) -> RunnableConfig:
         assistant_id=run.assistant_id,
         graph_id=kwargs["graph_id"],
     )
+    # Tells BerthSaver these checkpoints belong to a stored run (see `_run_gone`).
+    configurable[checkpoints.RUN_GUARD_KEY] = run.run_id
     if kwargs.get("checkpoint_id") and run.attempt <= 1:
         configurable["checkpoint_id"] = kwargs["checkpoint_id"]
         configurable.setdefault("checkpoint_ns", kwargs.get("checkpoint_ns") or "")

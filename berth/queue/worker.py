@@ -118,6 +118,9 @@ class WorkerPool:
         return max(0.0, min(IDLE_POLL_SECONDS, delay))
 
     async def _run(self, run: Run, slot: CancelSlot) -> None:
+        # From here on a cancel interrupts this coroutine; one that came earlier only
+        # left its action in the slot (see `_on_cancel`).
+        slot.started = True
         try:
             # A cancel that arrived between the claim and now.
             slot.action = slot.action or await self.storage.runs.cancel_action(run.run_id)
@@ -170,4 +173,7 @@ class WorkerPool:
         task, slot = entry
         if slot.action is None:
             slot.action = action
-            task.cancel()
+            # Cancelling a task that has not started yet would skip `_run` entirely
+            # (no finish, no cleanup): it reads the slot when it starts instead.
+            if slot.started:
+                task.cancel()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from berth.storage.assistants import AssistantStore
 from berth.storage.checkpoints import BerthSaver
+from berth.storage.crons import CronStore
 from berth.storage.database import Database
 from berth.storage.runs import RunStore
 from berth.storage.threads import ThreadStore
@@ -21,6 +22,7 @@ class Storage:
         self.assistants = AssistantStore(self.db)
         self.threads = ThreadStore(self.db)
         self.runs = RunStore(self.db)
+        self.crons = CronStore(self.db)
         self.checkpointer = BerthSaver(self.db)
 
     async def open(self) -> None:

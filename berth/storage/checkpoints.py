@@ -34,6 +34,11 @@ from berth.storage.database import Database
 
 _C = schema.checkpoints
 _W = schema.checkpoint_writes
+_R = schema.runs
+
+#: configurable key naming the stored run a graph execution belongs to (set by the
+#: executor; `__` keys are never taken from clients)
+RUN_GUARD_KEY = "__berth_run__"
 
 
 class BerthSaver(BaseCheckpointSaver[str]):
@@ -160,7 +165,13 @@ class BerthSaver(BaseCheckpointSaver[str]):
             "checkpoint": blob,
             "metadata": meta,
         }
-        await self.db.write(lambda conn: conn.execute(self._put, values))
+
+        def op(conn: Connection) -> None:
+            if _run_gone(conn, conf.get(RUN_GUARD_KEY)):
+                return
+            conn.execute(self._put, values)
+
+        await self.db.write(op)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -202,7 +213,13 @@ class BerthSaver(BaseCheckpointSaver[str]):
         # Special writes (errors, interrupts) replace; ordinary ones are written once.
         special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
         stmt = self._put_special_writes if special else self._put_writes
-        await self.db.write(lambda conn: conn.execute(stmt, rows))
+
+        def op(conn: Connection) -> None:
+            if _run_gone(conn, conf.get(RUN_GUARD_KEY)):
+                return
+            conn.execute(stmt, rows)
+
+        await self.db.write(op)
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self.db.write(lambda conn: delete_thread(conn, str(thread_id)))
@@ -265,6 +282,21 @@ def _writes(conn: Connection, rows: Sequence[Any]) -> dict[str, list[Any]]:
         for w in conn.execute(query).all():
             out.setdefault(w.checkpoint_id, []).append((w.task_id, w.channel, w.type, w.value))
     return out
+
+
+def _run_gone(conn: Connection, run_id: str | None) -> bool:
+    """Whether the run writing a checkpoint was deleted (rolled back) meanwhile.
+
+    A run's last checkpoint writes can still be in flight when a rollback deletes the
+    run with what it wrote; they must not land afterwards. The share lock makes the
+    deletion wait for a write already under way (PostgreSQL; SQLite has one writer).
+    """
+    if run_id is None:
+        return False
+    found = conn.execute(
+        sa.select(_R.c.run_id).where(_R.c.run_id == run_id).with_for_update(read=True)
+    ).first()
+    return found is None
 
 
 def _str_or_none(value: Any) -> str | None:

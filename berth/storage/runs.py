@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from berth.core import errors
 from berth.core.models import CancelAction, MultitaskStrategy, Run, RunStatus, ThreadStatus
-from berth.storage import checkpoints, schema
+from berth.storage import checkpoints, schema, webhooks
 from berth.storage.database import Database
 from berth.storage.threads import new_thread_values
 
@@ -93,6 +93,18 @@ def _runnable() -> sa.Select[tuple[str]]:
 _RUNNABLE = _runnable()
 
 
+def _lock_threads(conn: Connection, thread_ids: Any) -> None:
+    """Take the threads' row locks (PostgreSQL) before reading their in-flight runs.
+
+    Every transaction that settles a thread's status locks the thread first, always in
+    id order, so two of them on one thread serialize and each sees the other's commit
+    (no write skew leaving a thread `busy` with nothing in flight). SQLite has a single
+    writer already; the clause is ignored there.
+    """
+    for thread_id in sorted(set(thread_ids)):
+        conn.execute(sa.select(_T.c.thread_id).where(_T.c.thread_id == thread_id).with_for_update())
+
+
 def _run_row(conn: Connection, run_id: str) -> Any:
     return conn.execute(sa.select(_R).where(_R.c.run_id == run_id)).first()
 
@@ -116,10 +128,18 @@ class RunStore:
         `reject` raises `Conflict`; `interrupt`/`rollback` settle pending runs here and
         return the running ones for the caller to stop.
         """
-        now = run.created_at
+        delay = run.available_at - run.created_at if run.available_at is not None else timedelta(0)
 
         def op(conn: Connection) -> Admission:
-            thread = conn.execute(sa.select(_T).where(_T.c.thread_id == run.thread_id)).first()
+            thread = conn.execute(
+                sa.select(_T).where(_T.c.thread_id == run.thread_id).with_for_update()
+            ).first()
+            # Stamped under the thread's lock, so creation order is commit order and the
+            # queue's FIFO (by created_at) is the order the runs were accepted in.
+            now = datetime.now(UTC)
+            stored = dataclasses.replace(
+                run, created_at=now, updated_at=now, available_at=now + delay
+            )
             in_flight: list[Any] = []
             if thread is None:
                 if not create_thread:
@@ -153,19 +173,19 @@ class RunStore:
                     )
                 )
             # Stored before the in-flight runs are settled, so the thread settles as busy.
-            conn.execute(sa.insert(_R).values(_run_values(run)))
+            conn.execute(sa.insert(_R).values(_run_values(stored)))
             strategy = run.multitask_strategy
             if not in_flight or strategy not in (
                 MultitaskStrategy.INTERRUPT,
                 MultitaskStrategy.ROLLBACK,
             ):
-                return Admission(run=run, to_cancel=[], settled=[], cancel_action=None)
+                return Admission(run=stored, to_cancel=[], settled=[], cancel_action=None)
             action = CancelAction(strategy.value)
             pending = [r.run_id for r in in_flight if r.status == RunStatus.PENDING]
             running = [r.run_id for r in in_flight if r.status == RunStatus.RUNNING]
             self._settle_pending(conn, pending, action, now)
             self._mark_cancel(conn, running, action)
-            return Admission(run=run, to_cancel=running, settled=pending, cancel_action=action)
+            return Admission(run=stored, to_cancel=running, settled=pending, cancel_action=action)
 
         return await self.db.write(op)
 
@@ -293,6 +313,10 @@ class RunStore:
         now = datetime.now(UTC)
 
         def op(conn: Connection) -> Run | None:
+            thread_id = conn.scalar(sa.select(_R.c.thread_id).where(_R.c.run_id == run_id))
+            if thread_id is None:
+                return None
+            _lock_threads(conn, [thread_id])
             row = _run_row(conn, run_id)
             if row is None:
                 return None
@@ -316,6 +340,8 @@ class RunStore:
                         lease_until=None,
                     )
                 )
+            # The webhook's outbox row commits with the run's end, or not at all.
+            webhooks.enqueue(conn, row._mapping, outcome, now)
             self._settle_thread(conn, row.thread_id, outcome, now, temporary=row.temporary)
             if outcome.discard:
                 return None
@@ -341,6 +367,10 @@ class RunStore:
         now = datetime.now(UTC)
 
         def op(conn: Connection) -> bool:
+            thread_id = conn.scalar(sa.select(_R.c.thread_id).where(_R.c.run_id == run_id))
+            if thread_id is None:
+                return False
+            _lock_threads(conn, [thread_id])
             row = _run_row(conn, run_id)
             if row is None or row.status != RunStatus.RUNNING:
                 return False
@@ -368,7 +398,9 @@ class RunStore:
 
         def op(conn: Connection) -> IdList:
             requeued: IdList = []
-            for row in conn.execute(query).all():
+            rows = conn.execute(query).all()
+            _lock_threads(conn, [row.thread_id for row in rows])
+            for row in rows:
                 if row.attempt >= max_attempts:
                     self._fail_exhausted(conn, row, now, max_attempts)
                     continue
@@ -405,13 +437,9 @@ class RunStore:
                 lease_until=None,
             )
         )
-        self._settle_thread(
-            conn,
-            row.thread_id,
-            Outcome(status=RunStatus.ERROR, error=error),
-            now,
-            temporary=row.temporary,
-        )
+        outcome = Outcome(status=RunStatus.ERROR, error=error)
+        webhooks.enqueue(conn, row._mapping, outcome, now)
+        self._settle_thread(conn, row.thread_id, outcome, now, temporary=row.temporary)
 
     # -- cancellation and deletion -------------------------------------------
 
@@ -420,6 +448,9 @@ class RunStore:
         now = datetime.now(UTC)
 
         def op(conn: Connection) -> IdList:
+            _lock_threads(
+                conn, conn.scalars(sa.select(_R.c.thread_id).where(_R.c.run_id.in_(run_ids)))
+            )
             rows = conn.execute(
                 sa.select(_R.c.run_id, _R.c.status).where(
                     _R.c.run_id.in_(run_ids), _R.c.status.in_(_IN_FLIGHT)
@@ -437,6 +468,7 @@ class RunStore:
         now = datetime.now(UTC)
 
         def op(conn: Connection) -> Run:
+            _lock_threads(conn, [thread_id])
             row = conn.execute(
                 sa.select(_R).where(_R.c.run_id == run_id, _R.c.thread_id == thread_id)
             ).first()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
@@ -228,7 +229,7 @@ async def _maybe_run(c: Components, run_id: str) -> Run | None:
         return None
 
 
-def _wait_response(
+async def _wait_response(
     c: Components,
     run: Run,
     events: AsyncIterator[StreamEvent] | None,
@@ -236,17 +237,22 @@ def _wait_response(
     cancel_on_disconnect: bool,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    done = False
+    result = asyncio.ensure_future(_final_body(c, run, events))
+    if not cancel_on_disconnect:
+        # Most runs end well within a heartbeat period: answer with a plain response
+        # then, and only stream heartbeats for the slow ones.
+        finished, _ = await asyncio.wait({result}, timeout=c.settings.keepalive_interval)
+        if finished:
+            return Response(result.result(), media_type="application/json", headers=headers)
 
     async def body() -> AsyncIterator[bytes]:
-        nonlocal done
-        result = await _final_body(c, run, events)
-        done = True
-        yield result
+        yield await asyncio.shield(result)
 
     async def on_close() -> None:
-        if not done and cancel_on_disconnect:
-            await c.runs.cancel([run.run_id], CancelAction.INTERRUPT)
+        if not result.done():
+            result.cancel()
+            if cancel_on_disconnect:
+                await c.runs.cancel([run.run_id], CancelAction.INTERRUPT)
 
     return sse.response(
         body(),
@@ -275,7 +281,7 @@ async def _wait_new(
         await c.broker.finish(run_id, keep=False)
         raise
     base = f"/threads/{run.thread_id}/runs/{run.run_id}" if thread_id else f"/runs/{run.run_id}"
-    return _wait_response(
+    return await _wait_response(
         c,
         run,
         events,
@@ -317,7 +323,7 @@ async def join(
 ) -> Any:
     run = await c.storage.runs.get(uuid_path(run_id, "run_id"), uuid_path(thread_id, "thread_id"))
     events = await _join_events(c, run)
-    return _wait_response(c, run, events, cancel_on_disconnect=truthy(cancel_on_disconnect))
+    return await _wait_response(c, run, events, cancel_on_disconnect=truthy(cancel_on_disconnect))
 
 
 # -- reading and deleting --------------------------------------------------------
@@ -375,7 +381,7 @@ async def cancel(
     await c.runs.cancel([run.run_id], action)
     if events is None:
         return Response(status_code=202)
-    return _wait_response(c, run, events, cancel_on_disconnect=False)
+    return await _wait_response(c, run, events, cancel_on_disconnect=False)
 
 
 @router.post("/runs/cancel", status_code=204)

@@ -44,3 +44,18 @@ def test_sync_client_sees_system_assistants(sync_client: SyncLangGraphClient) ->
     assistants = sync_client.assistants.search(limit=100)
     system = [a for a in assistants if a["metadata"] == {"created_by": "system"}]
     assert sorted(a["graph_id"] for a in system) == GRAPH_IDS
+
+
+def test_openapi_and_docs(server: BerthServer) -> None:
+    spec = httpx.get(f"{server.url}/openapi.json", timeout=30).json()
+    assert spec["info"]["title"] == "Berth"
+    for path in (
+        "/threads/{thread_id}/runs/stream",
+        "/runs/wait",
+        "/assistants/search",
+        "/store/items",
+    ):
+        assert path in spec["paths"], path
+    docs = httpx.get(f"{server.url}/docs", timeout=30)
+    assert docs.status_code == 200
+    assert "text/html" in docs.headers["content-type"]

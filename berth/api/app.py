@@ -22,6 +22,7 @@ from berth.core.runs import Runs
 from berth.core.state import ThreadState
 from berth.graphs import GraphRegistry
 from berth.queue import scheduler as cron_scheduler
+from berth.queue import sweeper as thread_sweeper
 from berth.queue.executor import Executor
 from berth.queue.worker import WorkerPool
 from berth.settings import Settings
@@ -108,9 +109,14 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
             storage=storage, runs=app.state.berth.runs, interval=cron_scheduler.interval_from_env()
         )
         await crons_scheduler.start()
+        ttl_sweeper = thread_sweeper.ThreadSweeper(
+            storage=storage, interval=thread_sweeper.interval_from_env()
+        )
+        await ttl_sweeper.start()
         try:
             yield
         finally:
+            await ttl_sweeper.stop()
             await crons_scheduler.stop()
             if pool is not None:
                 await pool.stop()

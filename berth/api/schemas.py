@@ -122,16 +122,31 @@ class ThreadSuperstep(Body):
     updates: list[ThreadSuperstepUpdate]
 
 
+class ThreadTTL(Body):
+    strategy: Literal["delete", "keep_latest"] = "delete"
+    #: minutes of inactivity after which the sweeper applies `strategy`
+    ttl: float = Field(gt=0, le=60 * 24 * 365 * 100)
+
+
 class ThreadCreate(Body):
     thread_id: str | None = None
     metadata: dict[str, Any] | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
     graph_id: str | None = None
     supersteps: list[ThreadSuperstep] | None = None
+    ttl: ThreadTTL | None = None
 
 
 class ThreadPatch(Body):
     metadata: dict[str, Any] | None = None
+    ttl: ThreadTTL | None = None
+
+
+class ThreadPrune(Body):
+    thread_ids: list[str] = Field(max_length=10_000)
+    strategy: Literal["delete", "keep_latest"] = "delete"
+
+    _ids = field_validator("thread_ids")(_uuids)
 
 
 class ThreadSearch(Body):
@@ -207,6 +222,7 @@ class RunCreate(Body):
     durability: Literal["sync", "async", "exit"] | None = None
     checkpoint_during: bool | None = None
     feedback_keys: list[str] | None = None
+    strict_resume: bool | None = None
 
     @field_validator("stream_mode", mode="before")
     @classmethod

@@ -31,7 +31,12 @@ async def info(c: Components = Depends(components)) -> dict[str, Any]:
         "version": berth.__version__,
         "server": "berth",
         "langgraph_py_version": langgraph.version.__version__,
-        "flags": {"assistants": True, "crons": True, "langsmith": False},
+        "flags": {
+            "assistants": True,
+            "crons": True,
+            "langsmith": False,
+            "strict_resume": True,
+        },
         "host": {
             "kind": "self-hosted",
             "database": c.storage.db.name,

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from berth import serde
-from berth.api import schemas
+from berth.api import schemas, sse
 from berth.api.deps import Components, components, page_headers, select, truthy, uuid_path
 from berth.api.responses import JSONResponse
 from berth.core import errors, ids
 from berth.core.models import CancelAction, Thread
+from berth.streaming.base import StreamEvent
 
 router = APIRouter(prefix="/threads", tags=["threads"])
 
@@ -49,7 +51,10 @@ async def create(body: schemas.ThreadCreate, c: Components = Depends(components)
         except errors.NotFound:
             pass
     thread = await c.storage.threads.create(
-        thread_id=thread_id, metadata=metadata, if_exists=body.if_exists
+        thread_id=thread_id,
+        metadata=metadata,
+        if_exists=body.if_exists,
+        ttl=body.ttl.model_dump() if body.ttl else None,
     )
     if body.supersteps:
         await c.state.bulk_update(thread_id, [_updates(step) for step in body.supersteps])
@@ -110,9 +115,29 @@ async def count(body: schemas.ThreadCount, c: Components = Depends(components)) 
     )
 
 
+@router.post("/prune")
+async def prune(body: schemas.ThreadPrune, c: Components = Depends(components)) -> Any:
+    pruned, in_flight = await c.storage.threads.prune(body.thread_ids, body.strategy)
+    for run_id in in_flight:
+        await c.broker.cancel(run_id, CancelAction.ROLLBACK)
+    return {"pruned_count": pruned}
+
+
 @router.api_route("/{thread_id}", methods=["GET", "HEAD"])
-async def get(thread_id: str, c: Components = Depends(components)) -> Any:
-    return public(await c.storage.threads.get(uuid_path(thread_id, "thread_id")))
+async def get(
+    thread_id: str,
+    include: list[str] | None = Query(None),
+    c: Components = Depends(components),
+) -> Any:
+    thread_id = uuid_path(thread_id, "thread_id")
+    # `include=ttl`, `include=a,b` or repeated
+    wanted = {part.strip() for item in include or () for part in item.split(",")} - {""}
+    if unknown := wanted - {"ttl"}:
+        raise errors.InvalidInput(f"include takes only 'ttl', not {sorted(unknown)}")
+    if not wanted:
+        return public(await c.storage.threads.get(thread_id))
+    thread, ttl = await c.storage.threads.get_with_ttl(thread_id)
+    return {**public(thread), "ttl": ttl}
 
 
 @router.patch("/{thread_id}")
@@ -120,7 +145,9 @@ async def patch(
     thread_id: str, body: schemas.ThreadPatch, request: Request, c: Components = Depends(components)
 ) -> Any:
     thread = await c.storage.threads.update(
-        uuid_path(thread_id, "thread_id"), metadata=body.metadata
+        uuid_path(thread_id, "thread_id"),
+        metadata=body.metadata,
+        ttl=body.ttl.model_dump() if body.ttl else None,
     )
     if request.headers.get("prefer", "").lower() == "return=minimal":
         return Response(status_code=204)
@@ -232,3 +259,72 @@ async def post_history(
         checkpoint=body.checkpoint,
     )
     return [_select_state(s, body.select) for s in states]
+
+
+# -- the thread's stream (contract §6.6) --------------------------------------------
+
+THREAD_MODES = ("run_modes", "lifecycle", "state_update")
+_LAST_EVENT_ID = re.compile(r"(\d+)(?:-(\d+|\*))?|-")
+#: the largest sequence number of a Redis stream id: `N-*` is after every event of ms N
+_MAX_SEQ = 2**64 - 1
+
+
+def _resume_after(header: str | None) -> str | None:
+    """The event id to replay after: `-` from the start, `N` as `N-0`, `N-*` past ms N."""
+    if header is None:
+        return None
+    match = _LAST_EVENT_ID.fullmatch(header.strip())
+    if match is None:
+        raise errors.InvalidInput(
+            f"Last-Event-ID must look like '<ms>-<seq>' or '-', not {header!r}"
+        )
+    if header.strip() == "-":
+        return "0-0"
+    ms, seq = match.groups()
+    return f"{ms}-{_MAX_SEQ if seq == '*' else int(seq or 0)}"
+
+
+def _thread_modes(values: list[str]) -> set[str]:
+    modes = {part.strip() for value in values for part in value.split(",")} - {""}
+    if unknown := modes - set(THREAD_MODES):
+        raise errors.InvalidInput(
+            f"stream modes must be among {list(THREAD_MODES)}, not {sorted(unknown)}"
+        )
+    return modes or {"run_modes"}
+
+
+def _thread_filter(modes: set[str]) -> Any:
+    """`run_modes`: every run event and `run_done`; `lifecycle`: only `metadata` (run
+    start and `run_done`); `state_update`: state writes."""
+
+    def accept(event: str) -> bool:
+        if event == "state_update":
+            return "state_update" in modes
+        return "run_modes" in modes or ("lifecycle" in modes and event == "metadata")
+
+    return accept
+
+
+@router.api_route("/{thread_id}/stream", methods=["GET", "HEAD"])
+async def join_thread_stream(
+    thread_id: str,
+    request: Request,
+    stream_modes: list[str] | None = Query(None),
+    stream_mode: list[str] | None = Query(None),
+    c: Components = Depends(components),
+) -> Any:
+    thread_id = uuid_path(thread_id, "thread_id")
+    accept = _thread_filter(_thread_modes([*(stream_modes or ()), *(stream_mode or ())]))
+    after = _resume_after(request.headers.get("last-event-id"))
+    await c.storage.threads.get(thread_id)  # 404 for an unknown thread
+    if request.method == "HEAD":
+        # The stream never ends: HEAD answers with its headers alone.
+        return Response(media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
+    events: AsyncIterator[StreamEvent] = c.broker.subscribe_thread(thread_id, after=after)
+
+    async def body() -> AsyncIterator[bytes]:
+        async for event in events:
+            if accept(event.event):
+                yield sse.frame(event, with_id=True)
+
+    return sse.response(body(), keepalive=c.settings.keepalive_interval)

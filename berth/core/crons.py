@@ -26,6 +26,7 @@ from berth.core.models import MultitaskStrategy, OnCompletion
 from berth.core.runs import RunRequest
 
 if TYPE_CHECKING:
+    from berth.core.models import Run
     from berth.core.runs import Runs
     from berth.storage.base import Storage
 
@@ -130,20 +131,14 @@ def next_fire_of(cron: Cron, after: datetime) -> datetime:
 
 
 def run_request(cron: Cron) -> RunRequest:
-    """The run one fire of `cron` creates: its payload, with the cron's id attached.
+    """The run one fire of `cron` creates: its payload, as a client would send it.
 
-    The cron's metadata becomes the run's metadata; `cron_id` goes in
-    `config.configurable` so the graph can tell who started it. A payload with a
-    `context` takes `cron_id` there instead: `Runs.create` refuses a request carrying
-    both `configurable` and `context`.
+    The cron's metadata becomes the run's metadata. The cron's own id is not part of
+    the request (a client may not set it): `fire` attaches it as the server's.
     """
     p = cron.payload
     config = dict(p.get("config") or {})
     context = dict(p.get("context") or {})
-    if context:
-        context["cron_id"] = cron.cron_id
-    else:
-        config["configurable"] = {**(config.get("configurable") or {}), "cron_id": cron.cron_id}
     stream_mode = p.get("stream_mode") or ["values"]
     return RunRequest(
         assistant_id=cron.assistant_id,
@@ -160,6 +155,26 @@ def run_request(cron: Cron) -> RunRequest:
         multitask_strategy=cron.multitask_strategy or MultitaskStrategy.ENQUEUE,
         on_completion=cron.on_run_completed or OnCompletion.DELETE,
         durability=p.get("durability"),
+    )
+
+
+def server_marks(cron: Cron) -> dict[str, Any]:
+    """What the server itself attaches to each fire's run: the cron's id.
+
+    It goes in the run's metadata (so runs can be found by cron) and in
+    `config.configurable` (so the graph can tell who started it), past the checks a
+    client's request meets (`Runs.create`'s `server_metadata`/`server_configurable`).
+    """
+    return {"cron_id": cron.cron_id}
+
+
+async def fire(runs: Runs, cron: Cron) -> Run:
+    """Create the run for one fire of `cron`."""
+    return await runs.create(
+        cron.thread_id,
+        run_request(cron),
+        server_metadata=server_marks(cron),
+        server_configurable=server_marks(cron),
     )
 
 
@@ -212,6 +227,7 @@ class Crons:
         payload = {k: v for k, v in payload.items() if v is not None}
         payload["assistant_id"] = assistant.assistant_id
         _check_payload(payload)
+        await self._check_webhook(payload.get("webhook"))
         stateless = thread_id is None
         if not stateless:
             multitask_strategy = multitask_strategy or MultitaskStrategy.ENQUEUE
@@ -249,6 +265,7 @@ class Crons:
             zone(changes["timezone"])
         if "end_time" in changes:
             changes["end_time"] = _utc(changes["end_time"])
+        await self._check_webhook(changes.get("webhook"))
 
         def change(cron: Cron) -> dict[str, Any]:
             now = datetime.now(UTC)
@@ -283,6 +300,14 @@ class Crons:
             return values
 
         return await self.storage.crons.update(cron_id, change)
+
+    async def _check_webhook(self, url: str | None) -> None:
+        """Refuse now a webhook every fire's run would be refused for (422).
+
+        The URL is kept as given: each fire checks it again, as any run's is.
+        """
+        if url is not None:
+            await self.runs.webhook_policy.admit(url)
 
 
 #: how the scheduler computes a claimed cron's next fire

@@ -69,6 +69,8 @@ class RunRequest:
     after_seconds: float | None = None
     durability: str | None = None
     feedback_keys: list[str] | None = None
+    #: a resume naming an interrupt that is not pending fails the run (LangGraph's strict resume)
+    strict_resume: bool | None = None
 
 
 def resolve_assistant_id(assistant_id: str, registry: GraphRegistry) -> str:
@@ -134,6 +136,8 @@ class Runs:
         *,
         run_id: str | None = None,
         trace: tracing.Incoming | None = None,
+        server_metadata: dict[str, Any] | None = None,
+        server_configurable: dict[str, Any] | None = None,
     ) -> Run:
         """Validate `request`, store the run as pending, and wake a worker.
 
@@ -142,6 +146,10 @@ class Runs:
             run_id: the id to give the run (a streaming caller subscribes to it first).
             trace: the caller's trace context (`tracing.incoming(headers)`); without it,
                 the current span, if tracing is on.
+            server_metadata: metadata the server itself attaches (a cron's `cron_id`);
+                added after the request's is cleaned of server-owned keys.
+            server_configurable: `config.configurable` entries the server attaches,
+                added after the configurable/context check, which they do not count in.
         """
         if trace is None:
             trace = tracing.incoming()
@@ -178,6 +186,7 @@ class Runs:
         if trace is not None:
             # Contract §9: always copied, after the configurable/context check above.
             merged_configurable.update(trace.langsmith)
+        merged_configurable.update(server_configurable or {})
         merged_context = {**assistant.context, **context}
         graph_config = {
             **{
@@ -189,7 +198,7 @@ class Runs:
             "configurable": merged_configurable,
         }
         temporary = stateless and request.on_completion == OnCompletion.DELETE
-        metadata = _clean(request.metadata, _SERVER_METADATA)
+        metadata = {**_clean(request.metadata, _SERVER_METADATA), **(server_metadata or {})}
         now = datetime.now(UTC)
         run = Run(
             run_id=run_id or ids.new_id(),
@@ -213,6 +222,7 @@ class Runs:
                 "subgraphs": request.stream_subgraphs,
                 "resumable": request.stream_resumable,
                 "durability": request.durability,
+                **({"strict_resume": True} if request.strict_resume else {}),
                 "checkpoint_id": checkpoint_id,
                 "checkpoint_ns": checkpoint_ns,
                 "graph_id": assistant.graph_id,

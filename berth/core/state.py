@@ -244,4 +244,10 @@ class ThreadState:
             interrupts=interrupts,
             paused=bool(snapshot.next),
         )
+        # `GET /threads/{id}/stream` in `state_update` mode (contract §6.6).
+        await self.broker.publish_thread(
+            thread_id,
+            "state_update",
+            serde.dumps({"state": snapshot_dict(snapshot), "thread_id": thread_id}),
+        )
         return {"checkpoint": _checkpoint(new_config)}

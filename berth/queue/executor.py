@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
+from langgraph._internal._constants import CONFIG_KEY_STRICT_RESUME
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command, Send
 
@@ -46,6 +47,9 @@ class Executor:
     ) -> Run | None:
         kwargs = run.kwargs
         translator = ChunkTranslator(kwargs.get("stream_mode") or ["values"])
+        if not run.temporary:
+            # `GET /threads/{id}/stream` follows every run of the thread.
+            self.broker.bind_thread(run.run_id, run.thread_id)
         await self.broker.publish(
             run.run_id, "metadata", serde.dumps({"run_id": run.run_id, "attempt": run.attempt})
         )
@@ -209,6 +213,9 @@ def run_config(run: Run) -> RunnableConfig:
     )
     # Tells BerthSaver these checkpoints belong to a stored run (see `_run_gone`).
     configurable[checkpoints.RUN_GUARD_KEY] = run.run_id
+    if kwargs.get("strict_resume"):
+        # A resume naming an interrupt that is not pending fails instead of being ignored.
+        configurable[CONFIG_KEY_STRICT_RESUME] = True
     if kwargs.get("checkpoint_id") and run.attempt <= 1:
         configurable["checkpoint_id"] = kwargs["checkpoint_id"]
         configurable.setdefault("checkpoint_ns", kwargs.get("checkpoint_ns") or "")

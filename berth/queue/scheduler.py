@@ -63,7 +63,7 @@ class CronScheduler:
             # Already advanced: a fire that fails is lost, never retried in a loop
             # that would starve the other crons.
             try:
-                run = await self.runs.create(cron.thread_id, crons.run_request(cron))
+                run = await crons.fire(self.runs, cron)
             except errors.BerthError as exc:
                 log.warning(
                     "cron %s: fire at %s made no run: %s",

@@ -491,7 +491,14 @@ class RunStore:
     ) -> None:
         if not run_ids:
             return
-        threads = set(conn.scalars(sa.select(_R.c.thread_id).where(_R.c.run_id.in_(run_ids))).all())
+        rows: Any = conn.execute(sa.select(_R).where(_R.c.run_id.in_(run_ids))).all()
+        # A temporary thread belongs to its one run: it goes when that run ends.
+        threads = {row.thread_id: bool(row.temporary) for row in rows}
+        outcome = Outcome(status=RunStatus.INTERRUPTED, discard=action == CancelAction.ROLLBACK)
+        # A run cancelled before it started still ends: its webhook commits with that end.
+        # Enqueued before the rows change, so `values` reads the thread as the run left it.
+        for row in rows:
+            webhooks.enqueue(conn, row._mapping, outcome, now)
         if action == CancelAction.ROLLBACK:
             conn.execute(sa.delete(_R).where(_R.c.run_id.in_(run_ids)))
             checkpoints.delete_for_runs(conn, run_ids)
@@ -501,9 +508,9 @@ class RunStore:
                 .where(_R.c.run_id.in_(run_ids))
                 .values(status=RunStatus.INTERRUPTED.value, ended_at=now, updated_at=now)
             )
-        for thread_id in threads:
+        for thread_id, temporary in threads.items():
             self._settle_thread(
-                conn, thread_id, Outcome(status=RunStatus.INTERRUPTED), now, temporary=False
+                conn, thread_id, Outcome(status=RunStatus.INTERRUPTED), now, temporary=temporary
             )
 
     def _mark_cancel(self, conn: Connection, run_ids: IdList, action: CancelAction) -> None:

@@ -96,8 +96,14 @@ threads = sa.Table(
     sa.Column("values", JSON),
     sa.Column("interrupts", JSON, nullable=False),
     sa.Column("error", JSON),
+    #: `delete` or `keep_latest`; null: the thread never expires
+    sa.Column("ttl_strategy", sa.String(16)),
+    sa.Column("ttl_minutes", sa.Float),
+    #: when the sweeper applies the strategy, unless the thread was active since
+    sa.Column("expires_at", UTCDateTime),
     sa.Index(None, "status"),
     sa.Index(None, "created_at"),
+    sa.Index(None, "expires_at"),
 )
 
 runs = sa.Table(

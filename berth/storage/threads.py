@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,9 +18,13 @@ _R = schema.runs
 
 SORTABLE = {"thread_id", "status", "created_at", "updated_at", "state_updated_at"}
 
+#: the `threads` columns that hold a thread's TTL, not part of `Thread`
+_TTL_COLUMNS = ("ttl_strategy", "ttl_minutes", "expires_at")
+TTL_STRATEGIES = ("delete", "keep_latest")
+
 
 def thread_from_mapping(data: Any) -> Thread:
-    values = dict(data)
+    values = {k: v for k, v in dict(data).items() if k not in _TTL_COLUMNS}
     values["status"] = ThreadStatus(values["status"])
     return Thread(**values)
 
@@ -46,6 +50,45 @@ def new_thread_values(
     }
 
 
+def _ttl_values(ttl: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+    """The TTL columns for `{strategy, ttl}` (minutes), counted from `now`."""
+    if ttl is None:
+        return {}
+    strategy = ttl.get("strategy") or "delete"
+    minutes = float(ttl["ttl"])
+    return {
+        "ttl_strategy": strategy,
+        "ttl_minutes": minutes,
+        "expires_at": now + timedelta(minutes=minutes),
+    }
+
+
+def ttl_view(row: Any) -> dict[str, Any] | None:
+    """A thread row's TTL as `GET /threads/{id}?include=ttl` shows it."""
+    if row.ttl_strategy is None:
+        return None
+    return {
+        "strategy": row.ttl_strategy,
+        "ttl_minutes": row.ttl_minutes,
+        "expires_at": row.expires_at,
+    }
+
+
+def _delete(conn: Connection, thread_id: str) -> list[str] | None:
+    """Delete a thread with its runs and checkpoints; its in-flight runs, None if absent."""
+    active = conn.scalars(
+        sa.select(_R.c.run_id).where(
+            _R.c.thread_id == thread_id, _R.c.status.in_(["pending", "running"])
+        )
+    ).all()
+    conn.execute(sa.delete(_R).where(_R.c.thread_id == thread_id))
+    result = conn.execute(sa.delete(_T).where(_T.c.thread_id == thread_id))
+    if result.rowcount == 0:
+        return None
+    checkpoints.delete_thread(conn, thread_id)
+    return list(active)
+
+
 def _row(conn: Connection, thread_id: str) -> Any:
     return conn.execute(sa.select(_T).where(_T.c.thread_id == thread_id)).first()
 
@@ -62,8 +105,17 @@ class ThreadStore:
         self.db = db
 
     async def create(
-        self, *, thread_id: str, metadata: dict[str, Any], if_exists: str = "raise"
+        self,
+        *,
+        thread_id: str,
+        metadata: dict[str, Any],
+        if_exists: str = "raise",
+        ttl: dict[str, Any] | None = None,
     ) -> Thread:
+        """Args:
+        ttl: `{strategy, ttl}` (minutes): what the sweeper does once the thread is idle
+            that long.
+        """
         now = datetime.now(UTC)
 
         def op(conn: Connection) -> Thread | None:
@@ -71,6 +123,7 @@ class ThreadStore:
             if row is not None:
                 return thread_from_row(row) if if_exists == "do_nothing" else None
             values = new_thread_values(thread_id, metadata, now, status=ThreadStatus.IDLE)
+            values.update(_ttl_values(ttl, now))
             conn.execute(sa.insert(_T).values(values))
             return thread_from_mapping(values)
 
@@ -88,10 +141,22 @@ class ThreadStore:
     async def get(self, thread_id: str) -> Thread:
         return thread_from_row(await self.db.read(lambda conn: _existing(conn, thread_id)))
 
-    async def update(self, thread_id: str, *, metadata: dict[str, Any] | None) -> Thread:
+    async def get_with_ttl(self, thread_id: str) -> tuple[Thread, dict[str, Any] | None]:
+        """The thread and its TTL (`ttl_view`), None when it has none."""
+        row = await self.db.read(lambda conn: _existing(conn, thread_id))
+        return thread_from_row(row), ttl_view(row)
+
+    async def update(
+        self,
+        thread_id: str,
+        *,
+        metadata: dict[str, Any] | None,
+        ttl: dict[str, Any] | None = None,
+    ) -> Thread:
         def op(conn: Connection) -> Thread:
             row = _existing(conn, thread_id)
-            values: dict[str, Any] = {"updated_at": datetime.now(UTC)}
+            now = datetime.now(UTC)
+            values: dict[str, Any] = {"updated_at": now, **_ttl_values(ttl, now)}
             if metadata is not None:
                 values["metadata"] = {**row.metadata, **metadata}
             conn.execute(sa.update(_T).where(_T.c.thread_id == thread_id).values(values))
@@ -103,17 +168,77 @@ class ThreadStore:
         """Delete the thread, its runs and checkpoints; return the runs that were in flight."""
 
         def op(conn: Connection) -> list[str]:
-            active = conn.scalars(
-                sa.select(_R.c.run_id).where(
-                    _R.c.thread_id == thread_id, _R.c.status.in_(["pending", "running"])
-                )
-            ).all()
-            conn.execute(sa.delete(_R).where(_R.c.thread_id == thread_id))
-            result = conn.execute(sa.delete(_T).where(_T.c.thread_id == thread_id))
-            if result.rowcount == 0:
+            active = _delete(conn, thread_id)
+            if active is None:
                 raise errors.NotFound(f"Thread {thread_id} not found")
-            checkpoints.delete_thread(conn, thread_id)
-            return list(active)
+            return active
+
+        return await self.db.write(op)
+
+    async def prune(self, thread_ids: list[str], strategy: str) -> tuple[int, list[str]]:
+        """Delete the threads (`delete`) or all but each namespace's latest checkpoint
+        (`keep_latest`); return how many threads existed and the runs deleted in flight.
+        """
+        if strategy not in TTL_STRATEGIES:
+            raise errors.InvalidInput(
+                f"strategy must be 'delete' or 'keep_latest', not {strategy!r}"
+            )
+
+        def op(conn: Connection) -> tuple[int, list[str]]:
+            pruned, in_flight = 0, []
+            for thread_id in dict.fromkeys(thread_ids):
+                if strategy == "delete":
+                    active = _delete(conn, thread_id)
+                    if active is not None:
+                        pruned += 1
+                        in_flight.extend(active)
+                elif _row(conn, thread_id) is not None:
+                    checkpoints.prune_thread(conn, thread_id, strategy)
+                    pruned += 1
+            return pruned, in_flight
+
+        return await self.db.write(op)
+
+    async def sweep_expired(self, now: datetime, *, limit: int = 100) -> tuple[int, int]:
+        """Apply the TTL strategy of threads idle past their TTL.
+
+        Returns how many were deleted or pruned, and how many rows were looked at.
+
+        Activity (runs, state writes, PATCH) moves `updated_at`, which postpones the
+        expiry: a thread expires `ttl_minutes` after its last activity. Busy threads wait.
+        """
+
+        def op(conn: Connection) -> tuple[int, int]:
+            rows = conn.execute(
+                sa.select(_T.c.thread_id, _T.c.status, _T.c.updated_at, *_T.c[_TTL_COLUMNS])
+                .where(_T.c.expires_at <= now)
+                .order_by(_T.c.expires_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            swept = 0
+            for row in rows:
+                ttl = timedelta(minutes=row.ttl_minutes or 0)
+                due = row.updated_at + ttl
+                if row.status == ThreadStatus.BUSY.value or due > now:
+                    again = now + ttl if row.status == ThreadStatus.BUSY.value else due
+                    conn.execute(
+                        sa.update(_T)
+                        .where(_T.c.thread_id == row.thread_id)
+                        .values(expires_at=again)
+                    )
+                    continue
+                if row.ttl_strategy == "keep_latest":
+                    checkpoints.prune_thread(conn, row.thread_id, "keep_latest")
+                    conn.execute(
+                        sa.update(_T)
+                        .where(_T.c.thread_id == row.thread_id)
+                        .values(expires_at=now + ttl)
+                    )
+                else:
+                    _delete(conn, row.thread_id)
+                swept += 1
+            return swept, len(rows)
 
         return await self.db.write(op)
 

@@ -22,6 +22,15 @@ class StreamEvent:
 CancelHandler = Callable[[str, CancelAction], Awaitable[None]]
 
 
+#: events a thread's channel keeps for `Last-Event-ID` replays
+THREAD_WINDOW = 1000
+
+
+def run_done(run_id: str) -> bytes:
+    """The `metadata` payload a thread's channel carries when one of its runs ends."""
+    return b'{"status":"run_done","run_id":"' + run_id.encode() + b'"}'
+
+
 def event_key(event_id: str) -> tuple[int, int]:
     """Order of an event id; `-`, `-1`, `0` and malformed ids sort before everything."""
     ms, _, seq = event_id.partition("-")
@@ -48,6 +57,24 @@ class Broker(Protocol):
         """The run's events after `after` (None: only new ones), ending when it closes.
 
         Subscribing before the run is stored guarantees no event is missed.
+        """
+        ...
+
+    def bind_thread(self, run_id: str, thread_id: str) -> None:
+        """Mirror the run's events on its thread's channel until `finish`.
+
+        `finish` then adds `metadata {"status": "run_done", "run_id"}` to the channel.
+        """
+        ...
+
+    async def publish_thread(self, thread_id: str, event: str, data: bytes) -> None:
+        """Append an event (e.g. `state_update`) to the thread's channel only."""
+        ...
+
+    def subscribe_thread(self, thread_id: str, *, after: str | None) -> AsyncIterator[StreamEvent]:
+        """The thread's events after `after` (None: only new ones), never ending.
+
+        A thread's channel keeps a bounded window of recent events for replays.
         """
         ...
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 
 from berth.core.models import CancelAction
-from berth.streaming.base import CancelHandler, StreamEvent, event_key
+from berth.streaming.base import THREAD_WINDOW, CancelHandler, StreamEvent, event_key, run_done
 
 
 class _RunStream:
@@ -34,6 +35,33 @@ class _RunStream:
         self.changed = asyncio.Event()
 
 
+class _ThreadChannel:
+    """A thread's recent events; `total` counts every event ever appended."""
+
+    __slots__ = ("closed", "events", "ids", "readers", "total", "touched", "waiter")
+
+    def __init__(self) -> None:
+        self.events: deque[StreamEvent] = deque(maxlen=THREAD_WINDOW)
+        self.ids = _RunStream()  # only its id clock
+        self.total = 0
+        self.readers = 0
+        self.touched = time.monotonic()
+        self.closed = False
+        #: created by a waiting reader, so publishing to an unwatched thread stays cheap
+        self.waiter: asyncio.Event | None = None
+
+    def append(self, event: str, data: bytes) -> None:
+        self.events.append(StreamEvent(self.ids.next_id(), event, data))
+        self.total += 1
+        self.touched = time.monotonic()
+        self.wake()
+
+    def wake(self) -> None:
+        if self.waiter is not None:
+            self.waiter.set()
+            self.waiter = None
+
+
 class MemoryBroker:
     """Run streams kept in this process's memory.
 
@@ -47,6 +75,10 @@ class MemoryBroker:
         self._cancel_handlers: list[CancelHandler] = []
         self._work = asyncio.Event()
         self._expiry: set[asyncio.TimerHandle] = set()
+        self._threads: dict[str, _ThreadChannel] = {}
+        #: run id → thread id, for runs whose events are mirrored on their thread
+        self._bound: dict[str, str] = {}
+        self._swept = time.monotonic()
 
     async def start(self) -> None:
         return None
@@ -58,6 +90,9 @@ class MemoryBroker:
         for stream in self._streams.values():
             stream.finished = True
             stream.notify()
+        for channel in self._threads.values():
+            channel.closed = True
+            channel.wake()
 
     def _stream(self, run_id: str) -> _RunStream:
         stream = self._streams.get(run_id)
@@ -70,9 +105,15 @@ class MemoryBroker:
         item = StreamEvent(stream.next_id(), event, data)
         stream.events.append(item)
         stream.notify()
+        thread_id = self._bound.get(run_id)
+        if thread_id is not None:
+            self._channel(thread_id).append(event, data)
         return item
 
     async def finish(self, run_id: str, *, keep: bool) -> None:
+        thread_id = self._bound.pop(run_id, None)
+        if thread_id is not None:
+            self._channel(thread_id).append("metadata", run_done(run_id))
         stream = self._stream(run_id)
         stream.finished = True
         stream.notify()
@@ -115,6 +156,63 @@ class MemoryBroker:
             if stream.finished:
                 return
             await stream.changed.wait()
+
+    def _channel(self, thread_id: str) -> _ThreadChannel:
+        channel = self._threads.get(thread_id)
+        if channel is None:
+            self._sweep_threads()
+            channel = self._threads[thread_id] = _ThreadChannel()
+        return channel
+
+    def _sweep_threads(self) -> None:
+        """Forget channels nobody reads whose last event is older than `stream_ttl`."""
+        now = time.monotonic()
+        if now - self._swept < min(self.stream_ttl, 30.0):
+            return
+        self._swept = now
+        for thread_id, channel in list(self._threads.items()):
+            if not channel.readers and now - channel.touched > self.stream_ttl:
+                del self._threads[thread_id]
+
+    def bind_thread(self, run_id: str, thread_id: str) -> None:
+        self._bound[run_id] = thread_id
+
+    async def publish_thread(self, thread_id: str, event: str, data: bytes) -> None:
+        self._channel(thread_id).append(event, data)
+
+    def subscribe_thread(self, thread_id: str, *, after: str | None) -> AsyncIterator[StreamEvent]:
+        channel = self._channel(thread_id)
+        first = channel.total - len(channel.events)
+        if after is None:
+            position = channel.total
+        else:
+            key = event_key(after)
+            position = first
+            for event in channel.events:
+                if event_key(event.id) > key:
+                    break
+                position += 1
+        return self._read_thread(channel, position)
+
+    @staticmethod
+    async def _read_thread(channel: _ThreadChannel, position: int) -> AsyncIterator[StreamEvent]:
+        channel.readers += 1
+        try:
+            while not channel.closed:
+                # A reader that fell behind the window resumes at its oldest event.
+                first = channel.total - len(channel.events)
+                position = max(position, first)
+                while position < channel.total:
+                    yield channel.events[position - first]
+                    position += 1
+                    first = channel.total - len(channel.events)
+                    position = max(position, first)
+                if channel.waiter is None:
+                    channel.waiter = asyncio.Event()
+                await channel.waiter.wait()
+        finally:
+            channel.readers -= 1
+            channel.touched = time.monotonic()
 
     async def cancel(self, run_id: str, action: CancelAction) -> None:
         for handler in self._cancel_handlers:

@@ -16,7 +16,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from berth.core.models import CancelAction
-from berth.streaming.base import CancelHandler, StreamEvent
+from berth.streaming.base import THREAD_WINDOW, CancelHandler, StreamEvent, run_done
 
 log = logging.getLogger("berth.broker")
 
@@ -29,6 +29,10 @@ _BLOCK_MS = 5_000
 
 def _key(run_id: str) -> str:
     return f"berth:run:{run_id}"
+
+
+def _thread_key(thread_id: str) -> str:
+    return f"berth:thread:{thread_id}"
 
 
 class RedisBroker:
@@ -46,6 +50,9 @@ class RedisBroker:
         self._cancel_handlers: list[CancelHandler] = []
         self._work = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        #: run id → thread id, for runs this process executes and mirrors on their thread
+        self._bound: dict[str, str] = {}
+        self._closing = False
 
     async def start(self) -> None:
         await self._redis.ping()
@@ -54,6 +61,7 @@ class RedisBroker:
         self._listener = asyncio.create_task(self._listen(pubsub), name="berth-redis-signals")
 
     async def stop(self) -> None:
+        self._closing = True
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -84,16 +92,57 @@ class RedisBroker:
                 await pubsub.aclose()
 
     async def publish(self, run_id: str, event: str, data: bytes) -> StreamEvent:
-        event_id = await self._redis.xadd(_key(run_id), {b"e": event.encode(), b"d": data})
+        fields = {b"e": event.encode(), b"d": data}
+        thread_id = self._bound.get(run_id)
+        if thread_id is None:
+            event_id = await self._redis.xadd(_key(run_id), fields)  # type: ignore[arg-type]
+        else:
+            # One round trip for both streams.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(_key(run_id), fields)  # type: ignore[arg-type]
+                self._append_thread(pipe, thread_id, fields)
+                event_id = (await pipe.execute())[0]
         return StreamEvent(event_id.decode(), event, data)
+
+    def _append_thread(self, pipe: Any, thread_id: str, fields: dict[bytes, bytes]) -> None:
+        key = _thread_key(thread_id)
+        pipe.xadd(key, fields, maxlen=THREAD_WINDOW, approximate=True)
+        pipe.expire(key, max(1, int(self.stream_ttl)))
 
     async def finish(self, run_id: str, *, keep: bool) -> None:
         key = _key(run_id)
+        thread_id = self._bound.pop(run_id, None)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xadd(key, {b"e": _END, b"d": b""})
             # Non-resumable streams only need to outlive readers already following them.
             pipe.expire(key, max(1, int(self.stream_ttl if keep else 5)))
+            if thread_id is not None:
+                self._append_thread(pipe, thread_id, {b"e": b"metadata", b"d": run_done(run_id)})
             await pipe.execute()
+
+    def bind_thread(self, run_id: str, thread_id: str) -> None:
+        self._bound[run_id] = thread_id
+
+    async def publish_thread(self, thread_id: str, event: str, data: bytes) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            self._append_thread(pipe, thread_id, {b"e": event.encode(), b"d": data})
+            await pipe.execute()
+
+    def subscribe_thread(self, thread_id: str, *, after: str | None) -> AsyncIterator[StreamEvent]:
+        return self._read_thread(thread_id, after)
+
+    async def _read_thread(self, thread_id: str, after: str | None) -> AsyncIterator[StreamEvent]:
+        key = _thread_key(thread_id)
+        if after is None:
+            last = await self._redis.xrevrange(key, count=1)
+            cursor = last[0][0].decode() if last else "0-0"
+        else:
+            cursor = after
+        while not self._closing:
+            batch = await self._redis.xread({key: cursor}, block=_BLOCK_MS, count=256)
+            for entry_id, fields in batch[0][1] if batch else ():
+                cursor = entry_id.decode()
+                yield StreamEvent(cursor, fields[b"e"].decode(), fields.get(b"d", b""))
 
     async def is_finished(self, run_id: str) -> bool | None:
         last = await self._redis.xrevrange(_key(run_id), count=1)

@@ -133,7 +133,8 @@ async def test_stateless_crons_keep_or_delete_their_threads(
     assert done["metadata"]["assistant_id"] == kept_assistant["assistant_id"]
     [run] = await sdk.runs.list(done["thread_id"])
     assert run["status"] == "success"
-    assert run["metadata"] == {"origin": "cron-test"}
+    # The cron's id is the server's to attach: in the run's metadata and configurable.
+    assert run["metadata"] == {"origin": "cron-test", "cron_id": keep["cron_id"]}
     assert run["kwargs"]["config"]["configurable"]["cron_id"] == keep["cron_id"]
 
     # The delete cron's threads ran to the end, then went.
@@ -167,8 +168,66 @@ async def test_thread_cron_enqueues_on_its_thread(sdk: LangGraphClient) -> None:
     assert {r["status"] for r in runs} == {"success"}
     assert {r["multitask_strategy"] for r in runs} == {"enqueue"}
     assert all(r["kwargs"]["config"]["configurable"]["cron_id"] == cron["cron_id"] for r in runs)
+    assert all(r["metadata"] == {"cron_id": cron["cron_id"]} for r in runs)
     state = await sdk.threads.get_state(tid)
     assert state["values"]["marks"] == ["?"] * len(runs)
+
+
+async def test_cron_id_with_context_payload_and_forged_metadata(sdk: LangGraphClient) -> None:
+    """A payload with `context` still gets `cron_id` in metadata and configurable (the
+    server's, added after the configurable/context check); a `cron_id` the client put
+    in the cron's metadata is not the run's."""
+    thread = await sdk.threads.create()
+    tid = thread["thread_id"]
+    cron = await sdk.crons.create_for_thread(
+        tid,
+        "echo",
+        schedule=EVERY_SECOND,
+        input=HI,
+        context={"model": "m1"},
+        metadata={"cron_id": "forged", "team": "ops"},
+    )
+    try:
+        await eventually(lambda: sdk.runs.list(tid), bool)
+    finally:
+        await sdk.crons.delete(cron["cron_id"])
+    runs = await settled_runs(sdk, tid)
+    assert runs
+    for run in runs:
+        assert run["status"] == "success", run
+        assert run["metadata"] == {"team": "ops", "cron_id": cron["cron_id"]}
+        assert run["kwargs"]["context"] == {"model": "m1"}
+        assert run["kwargs"]["config"]["configurable"]["cron_id"] == cron["cron_id"]
+    found = await sdk.runs.list(tid, limit=100)
+    assert {r["metadata"]["cron_id"] for r in found} == {cron["cron_id"]}
+
+
+@pytest.mark.parametrize(
+    "webhook", ["http://127.0.0.1/hook", "http://169.254.169.254/latest", "not a url"]
+)
+async def test_cron_webhook_refused_at_creation(sdk: LangGraphClient, webhook: str) -> None:
+    """The runs' webhook policy applies when the cron is made, not only at each fire."""
+    before = await sdk.crons.count()
+    async with httpx.AsyncClient(base_url=str(sdk.http.client.base_url)) as raw:
+        for path in (
+            "/runs/crons",
+            f"/threads/{(await sdk.threads.create())['thread_id']}/runs/crons",
+        ):
+            response = await raw.post(
+                path, json={"assistant_id": "echo", "schedule": NEVER_SOON, "webhook": webhook}
+            )
+            assert response.status_code == 422, response.text
+            assert "webhook" in response.json()["detail"]
+        cron = await sdk.crons.create("echo", schedule=NEVER_SOON)
+        try:
+            response = await raw.patch(f"/runs/crons/{cron['cron_id']}", json={"webhook": webhook})
+            assert response.status_code == 422, response.text
+            assert "webhook" in response.json()["detail"]
+            current = (await raw.get(f"/runs/crons/{cron['cron_id']}")).json()
+            assert "webhook" not in current["payload"]
+        finally:
+            await sdk.crons.delete(cron["cron_id"])
+    assert await sdk.crons.count() == before
 
 
 async def test_failing_cron_does_not_stall_the_others(sdk: LangGraphClient) -> None:

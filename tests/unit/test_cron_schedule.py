@@ -117,7 +117,8 @@ def test_stateless_run_request() -> None:
     assert request.assistant_id == "a1"
     assert request.input == {"x": 1}
     assert request.metadata == {"team": "ops"}
-    assert request.config == {"tags": ["t"], "configurable": {"cron_id": "c1"}}
+    # The cron's id is the server's to attach (`server_fields`), not the request's.
+    assert request.config == {"tags": ["t"]}
     assert request.context is None
     assert request.on_completion == OnCompletion.KEEP
     assert request.stream_mode == ["values"]
@@ -140,17 +141,23 @@ def test_thread_run_request_keeps_strategy_and_options() -> None:
         )
     )
     assert request.multitask_strategy == MultitaskStrategy.REJECT
-    assert request.config == {"configurable": {"k": "v", "cron_id": "c1"}}
+    assert request.config == {"configurable": {"k": "v"}}
     assert request.stream_mode == ["updates"]
     assert request.interrupt_before == ["n"]
     assert request.webhook == "http://example.invalid/hook"
     assert request.durability == "exit"
 
 
-def test_context_payload_carries_cron_id_in_context() -> None:
+def test_context_payload_is_kept_as_given() -> None:
     request = crons.run_request(_cron(payload={"assistant_id": "a1", "context": {"m": 1}}))
-    assert request.context == {"m": 1, "cron_id": "c1"}
+    assert request.context == {"m": 1}
     assert "configurable" not in (request.config or {})
+
+
+def test_server_marks_carry_cron_id() -> None:
+    assert crons.server_marks(_cron()) == {"cron_id": "c1"}
+    # A new dict each time: one run's metadata cannot alias its configurable.
+    assert crons.server_marks(_cron()) is not crons.server_marks(_cron())
 
 
 def test_public_shape() -> None:

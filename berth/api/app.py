@@ -101,6 +101,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
                 broker=broker,
                 registry=registry,
                 webhook_policy=webhook_settings.policy,
+                workers=pool,
             ),
             state=ThreadState(storage=storage, registry=registry, broker=broker),
             store=item_store,

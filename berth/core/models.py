@@ -128,3 +128,11 @@ class Run:
             "kwargs": self.kwargs,
             "multitask_strategy": self.multitask_strategy.value,
         }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Claim:
+    """A worker ready to take a new run in the transaction that stores it."""
+
+    worker_id: str
+    lease_seconds: float

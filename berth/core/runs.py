@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from berth import serde, tracing
 from berth.core import errors, ids
 from berth.core.models import (
     Assistant,
     CancelAction,
+    Claim,
     MultitaskStrategy,
     OnCompletion,
     Run,
@@ -102,6 +103,21 @@ def _breakpoint(key: str, requested: Any, configured: Any) -> Any:
     return value
 
 
+class LocalWorkers(Protocol):
+    """The worker pool of this process, as run admission sees it."""
+
+    worker_id: str
+
+    @property
+    def lease_seconds(self) -> float: ...
+
+    def reserve(self) -> bool: ...
+
+    def unreserve(self) -> None: ...
+
+    def adopt(self, run: Run) -> None: ...
+
+
 class Runs:
     """Run admission and cancellation, over storage, the broker and the graphs."""
 
@@ -112,10 +128,13 @@ class Runs:
         broker: Broker,
         registry: GraphRegistry,
         webhook_policy: policy.UrlPolicy | None = None,
+        workers: LocalWorkers | None = None,
     ) -> None:
         self.storage = storage
         self.broker = broker
         self.registry = registry
+        #: this process's worker pool, to start new runs without a queue round trip
+        self.workers = workers
         #: checks run webhooks (contract §7); the defaults are the safe ones
         self.webhook_policy = webhook_policy or policy.UrlPolicy()
 
@@ -241,14 +260,29 @@ class Runs:
             MultitaskStrategy.ROLLBACK,
         ):
             displaced = [r.run_id for r in await self.storage.runs.in_flight(thread_id=thread_id)]
-        admission = await self.storage.runs.create(
-            run,
-            create_thread=stateless or request.if_not_exists == "create",
-            thread_metadata={
-                "graph_id": assistant.graph_id,
-                "assistant_id": assistant.assistant_id,
-            },
-        )
+        workers = self.workers
+        claim = None
+        if workers is not None and not request.after_seconds and workers.reserve():
+            claim = Claim(worker_id=workers.worker_id, lease_seconds=workers.lease_seconds)
+        try:
+            admission = await self.storage.runs.create(
+                run,
+                create_thread=stateless or request.if_not_exists == "create",
+                thread_metadata={
+                    "graph_id": assistant.graph_id,
+                    "assistant_id": assistant.assistant_id,
+                },
+                claim=claim,
+            )
+        except BaseException:
+            if claim is not None and workers is not None:
+                workers.unreserve()
+            raise
+        if claim is not None and workers is not None:
+            if admission.run.status == RunStatus.RUNNING:
+                workers.adopt(admission.run)
+            else:
+                workers.unreserve()
         if admission.cancel_action is not None:
             for run_id in admission.to_cancel:
                 await self.broker.cancel(run_id, admission.cancel_action)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -20,6 +21,8 @@ log = logging.getLogger("berth.worker")
 
 #: the longest an idle worker sleeps before looking at the queue unprompted
 IDLE_POLL_SECONDS = 1.0
+#: cancels remembered for runs this process has not started (yet, or ever)
+EARLY_CANCELS = 1024
 
 
 class WorkerPool:
@@ -50,6 +53,10 @@ class WorkerPool:
         self.recover_all = recover_all
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
         self._active: dict[str, tuple[asyncio.Task[None], CancelSlot]] = {}
+        #: slots promised to runs being created right now (see `reserve`)
+        self._reserved = 0
+        #: cancels that arrived before their run's task was registered here
+        self._early_cancels: collections.OrderedDict[str, CancelAction] = collections.OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         broker.on_cancel(self._on_cancel)
@@ -88,7 +95,7 @@ class WorkerPool:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
-            free = self.concurrency - len(self._active)
+            free = self.concurrency - len(self._active) - self._reserved
             claimed: list[Run] = []
             if free > 0:
                 try:
@@ -98,12 +105,35 @@ class WorkerPool:
                 except Exception:
                     log.exception("claiming runs failed; retrying")
             for run in claimed:
-                slot = CancelSlot()
-                task = asyncio.create_task(self._run(run, slot), name=f"berth-run-{run.run_id}")
-                self._active[run.run_id] = (task, slot)
+                self._start(run)
             if claimed and len(claimed) == free:
                 continue
             await self.broker.wait_for_work(await self._idle_timeout())
+
+    def _start(self, run: Run) -> None:
+        slot = CancelSlot()
+        task = asyncio.create_task(self._run(run, slot), name=f"berth-run-{run.run_id}")
+        self._active[run.run_id] = (task, slot)
+
+    # A run created in this process while a slot is free is claimed in the same
+    # transaction that stores it and handed straight to the pool: no wake-up, no
+    # separate claim (`Runs.create`). The slot is reserved first so the pool never
+    # runs more than `concurrency` runs.
+
+    def reserve(self) -> bool:
+        """Promise a slot to a run about to be created; False when the pool is full."""
+        if self._stopping or len(self._active) + self._reserved >= self.concurrency:
+            return False
+        self._reserved += 1
+        return True
+
+    def unreserve(self) -> None:
+        self._reserved -= 1
+
+    def adopt(self, run: Run) -> None:
+        """Execute `run`, stored as running under this worker's lease in a reserved slot."""
+        self._reserved -= 1
+        self._start(run)
 
     async def _idle_timeout(self) -> float:
         try:
@@ -122,8 +152,8 @@ class WorkerPool:
         # left its action in the slot (see `_on_cancel`).
         slot.started = True
         try:
-            # A cancel that arrived between the claim and now.
-            slot.action = slot.action or await self.storage.runs.cancel_action(run.run_id)
+            # A cancel that arrived between the claim and this task's registration.
+            slot.action = slot.action or self._early_cancels.pop(run.run_id, None)
             if slot.action is not None:
                 raise asyncio.CancelledError
             await self.executor.execute(run, slot)
@@ -169,6 +199,11 @@ class WorkerPool:
     async def _on_cancel(self, run_id: str, action: CancelAction) -> None:
         entry = self._active.get(run_id)
         if entry is None:
+            # Perhaps claimed here but not registered yet; or another process's run
+            # (every process hears every cancel), hence the bound.
+            self._early_cancels[run_id] = action
+            while len(self._early_cancels) > EARLY_CANCELS:
+                self._early_cancels.popitem(last=False)
             return
         task, slot = entry
         if slot.action is None:

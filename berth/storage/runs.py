@@ -11,7 +11,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from berth.core import errors
-from berth.core.models import CancelAction, MultitaskStrategy, Run, RunStatus, ThreadStatus
+from berth.core.models import (
+    CancelAction,
+    Claim,
+    MultitaskStrategy,
+    Run,
+    RunStatus,
+    ThreadStatus,
+)
 from berth.storage import checkpoints, schema, webhooks
 from berth.storage.database import Database
 from berth.storage.threads import new_thread_values
@@ -121,12 +128,18 @@ class RunStore:
         *,
         create_thread: bool,
         thread_metadata: dict[str, Any],
+        claim: Claim | None = None,
     ) -> Admission:
         """Store `run` as pending and mark its thread busy, in one transaction.
 
         Applies the run's multitask strategy against the thread's in-flight runs:
         `reject` raises `Conflict`; `interrupt`/`rollback` settle pending runs here and
         return the running ones for the caller to stop.
+
+        Args:
+            claim: a worker with a free slot; when the run can start at once (nothing
+                else in flight on its thread, no delay) it is stored already running
+                under that worker's lease.
         """
         delay = run.available_at - run.created_at if run.available_at is not None else timedelta(0)
 
@@ -172,8 +185,18 @@ class RunStore:
                         metadata={**thread.metadata, **thread_metadata},
                     )
                 )
+            values = _run_values(stored)
+            if claim is not None and not in_flight and not delay:
+                stored = dataclasses.replace(
+                    stored, status=RunStatus.RUNNING, attempt=1, started_at=now
+                )
+                values = {
+                    **_run_values(stored),
+                    "worker_id": claim.worker_id,
+                    "lease_until": now + timedelta(seconds=claim.lease_seconds),
+                }
             # Stored before the in-flight runs are settled, so the thread settles as busy.
-            conn.execute(sa.insert(_R).values(_run_values(stored)))
+            conn.execute(sa.insert(_R).values(values))
             strategy = run.multitask_strategy
             if not in_flight or strategy not in (
                 MultitaskStrategy.INTERRUPT,

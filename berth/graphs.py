@@ -8,11 +8,10 @@ import importlib.util
 import inspect
 import sys
 import traceback
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
@@ -29,7 +28,7 @@ class LoadedGraph:
         self.spec = spec
         self.graph_id = spec.graph_id
         self.description = spec.description
-        self._graph: Pregel | None = None
+        self._graph: Pregel[Any, Any, Any, Any] | None = None
         self._factory: Callable[..., Any] | None = None
         #: the server's cross-thread store, given to every graph built here
         self.store: BaseStore | None = None
@@ -52,12 +51,16 @@ class LoadedGraph:
     @contextlib.asynccontextmanager
     async def build(
         self,
-        config: RunnableConfig,
+        config: Mapping[str, Any],
         *,
         checkpointer: BaseCheckpointSaver[Any] | None,
         store: BaseStore | None = None,
-    ) -> AsyncIterator[Pregel]:
-        """Yield the graph for one run, wired to `checkpointer` and `store`."""
+    ) -> AsyncIterator[Pregel[Any, Any, Any, Any]]:
+        """Yield the graph for one run, wired to `checkpointer` and `store`.
+
+        `config` is the run's (or a stored assistant's) config, handed to a factory as
+        its `RunnableConfig`; a plain mapping is accepted because stored configs are.
+        """
         store = store or self.store
         if self._graph is not None:
             yield _wire(self._graph, checkpointer, store)
@@ -76,12 +79,12 @@ class LoadedGraph:
             yield _wire(_compiled(result, self.spec), checkpointer, store)
 
 
-def _call_factory(factory: Callable[..., Any], config: RunnableConfig) -> Any:
+def _call_factory(factory: Callable[..., Any], config: Mapping[str, Any]) -> Any:
     params = inspect.signature(factory).parameters
     return factory(config) if params else factory()
 
 
-def _compiled(graph: Any, spec: GraphSpec) -> Pregel:
+def _compiled(graph: Any, spec: GraphSpec) -> Pregel[Any, Any, Any, Any]:
     if isinstance(graph, StateGraph):
         graph = graph.compile()
     if not isinstance(graph, Pregel):
@@ -91,7 +94,9 @@ def _compiled(graph: Any, spec: GraphSpec) -> Pregel:
     return graph
 
 
-def _wire(graph: Pregel, checkpointer: Any, store: BaseStore | None) -> Pregel:
+def _wire(
+    graph: Pregel[Any, Any, Any, Any], checkpointer: Any, store: BaseStore | None
+) -> Pregel[Any, Any, Any, Any]:
     update: dict[str, Any] = {"checkpointer": checkpointer}
     if store is not None:
         update["store"] = store

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Depends, Response
+from langchain_core.runnables import RunnableConfig
 
 from berth import serde
 from berth.api import schemas
@@ -185,7 +186,7 @@ async def set_latest(
     )
 
 
-async def _graph(c: Components, assistant_id: str) -> Any:
+async def _graph(c: Components, assistant_id: str) -> Assistant:
     resolved = resolve_assistant_id(assistant_id, c.registry)
     return await _get(c, resolved)
 
@@ -197,7 +198,9 @@ async def graph(assistant_id: str, xray: str = "false", c: Components = Depends(
     if xray.isdigit() and xray not in ("0", "1"):
         depth = int(xray)
     async with c.registry.get(assistant.graph_id).build(assistant.config, checkpointer=None) as g:
-        drawable = await g.aget_graph(config=assistant.config, xray=depth)
+        # A stored assistant config is a RunnableConfig serialised as plain JSON.
+        config = cast(RunnableConfig, assistant.config)
+        drawable = await g.aget_graph(config=config, xray=depth)
         return serde.to_jsonable(_drawn(drawable.to_json()))
 
 
@@ -252,7 +255,7 @@ def _state_jsonschema(g: Any) -> dict[str, Any] | None:
     # the same construction over the builder's state type.
     from langgraph.graph.state import _get_json_schema
 
-    return _get_json_schema(  # type: ignore[no-any-return]
+    return _get_json_schema(
         typ=builder.state_schema,
         schemas=builder.schemas,
         channels=builder.channels,

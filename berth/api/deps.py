@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request
@@ -49,5 +50,5 @@ def page_headers(total: int, offset: int, returned: int) -> dict[str, str]:
     return headers
 
 
-def select(item: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+def select(item: dict[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k in fields} if fields else item

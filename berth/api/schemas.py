@@ -199,6 +199,10 @@ class HistoryQuery(Body):
     select: list[str] | None = None
 
 
+def _default_stream_mode() -> list[StreamMode]:
+    return ["values"]
+
+
 class RunCreate(Body):
     assistant_id: str
     input: Any = None
@@ -208,7 +212,7 @@ class RunCreate(Body):
     context: dict[str, Any] | None = None
     checkpoint_id: str | None = None
     checkpoint: dict[str, Any] | None = None
-    stream_mode: list[StreamMode] = Field(default_factory=lambda: ["values"])
+    stream_mode: list[StreamMode] = Field(default_factory=_default_stream_mode)
     stream_subgraphs: bool = False
     stream_resumable: bool = False
     interrupt_before: Literal["*"] | list[str] | None = None

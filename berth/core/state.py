@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.errors import InvalidUpdateError
 from langgraph.types import StateSnapshot, StateUpdate
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from berth.streaming.base import Broker
 
 
-def _checkpoint(config: dict[str, Any] | None, *, need_id: bool = True) -> dict[str, Any] | None:
+def _checkpoint(config: Mapping[str, Any] | None, *, need_id: bool = True) -> dict[str, Any] | None:
     """The API's Checkpoint object for a config; None when it names no checkpoint.
 
     A pending subgraph task's config names the child's namespace but no checkpoint id
@@ -28,7 +29,7 @@ def _checkpoint(config: dict[str, Any] | None, *, need_id: bool = True) -> dict[
     conf = config.get("configurable", {})
     if need_id and "checkpoint_id" not in conf:
         return None
-    out = {
+    out: dict[str, Any] = {
         "thread_id": conf.get("thread_id"),
         "checkpoint_ns": conf.get("checkpoint_ns", ""),
         "checkpoint_id": conf.get("checkpoint_id"),
@@ -61,7 +62,7 @@ def snapshot_dict(snapshot: StateSnapshot) -> dict[str, Any]:
                 "result": task.result,
             }
         )
-    return serde.to_jsonable(
+    jsonable: dict[str, Any] = serde.to_jsonable(
         {
             "values": snapshot.values,
             "next": list(snapshot.next),
@@ -75,6 +76,7 @@ def snapshot_dict(snapshot: StateSnapshot) -> dict[str, Any]:
             "interrupts": [serde.interrupt_dict(i) for i in snapshot.interrupts],
         }
     )
+    return jsonable
 
 
 EMPTY_STATE: dict[str, Any] = {
@@ -93,7 +95,7 @@ EMPTY_STATE: dict[str, Any] = {
 
 def checkpoint_config(
     thread_id: str, checkpoint: dict[str, Any] | None = None, checkpoint_id: str | None = None
-) -> dict[str, Any]:
+) -> RunnableConfig:
     configurable: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
     checkpoint = checkpoint or {}
     for key in ("checkpoint_ns", "checkpoint_id", "checkpoint_map"):
@@ -155,7 +157,7 @@ class ThreadState:
         if graph_id is None:
             return []
         config = checkpoint_config(thread_id, checkpoint)
-        before_config = None
+        before_config: RunnableConfig | None = None
         if isinstance(before, dict):
             before_config = checkpoint_config(thread_id, before)
         elif before:
@@ -191,11 +193,11 @@ class ThreadState:
             thread_id, config, lambda graph: graph.aupdate_state(config, values, as_node=as_node)
         )
 
-    async def _require_checkpoint(self, config: dict[str, Any]) -> None:
+    async def _require_checkpoint(self, config: RunnableConfig) -> None:
         """404 when `config` names a checkpoint id that the thread does not have."""
         if not config["configurable"].get("checkpoint_id"):
             return
-        if await self.storage.checkpointer.aget_tuple(config) is None:  # type: ignore[arg-type]
+        if await self.storage.checkpointer.aget_tuple(config) is None:
             raise errors.NotFound(f"Checkpoint {config['configurable']['checkpoint_id']} not found")
 
     async def bulk_update(
@@ -214,7 +216,7 @@ class ThreadState:
     async def _write(
         self,
         thread_id: str,
-        config: dict[str, Any],
+        config: RunnableConfig,
         apply: Callable[[Any], Awaitable[Any]],
     ) -> dict[str, Any]:
         thread = await self.storage.threads.get(thread_id)

@@ -67,7 +67,7 @@ async def load_task(
 async def has_messages(c: Components, assistant: Assistant) -> bool:
     """Whether the assistant's graph takes a `messages` key as input."""
     loaded = c.registry.get(assistant.graph_id)
-    async with loaded.build(assistant.config, checkpointer=None) as graph:  # type: ignore[arg-type]
+    async with loaded.build(assistant.config, checkpointer=None) as graph:
         try:
             schema = graph.get_input_jsonschema()
         except Exception:  # a type pydantic cannot describe: fall back to the state keys

@@ -106,7 +106,7 @@ async def input_schema(c: Components, assistant: Assistant) -> tuple[dict[str, A
     """The tool's input schema and the names of the fields that were message lists."""
     graph = c.registry.get(assistant.graph_id)
     try:
-        async with graph.build(assistant.config, checkpointer=None) as g:  # type: ignore[arg-type]
+        async with graph.build(assistant.config, checkpointer=None) as g:
             raw = g.get_input_jsonschema()
     except Exception:
         # A graph whose schema cannot be drawn is still callable with free-form input.

@@ -91,7 +91,7 @@ class AssistantStore:
         if_exists: str,
     ) -> Assistant:
         now = datetime.now(UTC)
-        values = {
+        values: dict[str, Any] = {
             "assistant_id": assistant_id,
             "graph_id": graph_id,
             "name": name,
@@ -217,7 +217,8 @@ class AssistantStore:
             graph_ids=graph_ids, graph_id=graph_id, metadata=metadata, name=name, db=self.db
         )
         query = sa.select(sa.func.count()).select_from(_A).where(*where)
-        return int(await self.db.read(lambda conn: conn.scalar(query)) or 0)
+        total: int | None = await self.db.read(lambda conn: conn.scalar(query))
+        return int(total or 0)
 
     async def versions(
         self,

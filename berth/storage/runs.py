@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -153,7 +154,7 @@ class RunStore:
             stored = dataclasses.replace(
                 run, created_at=now, updated_at=now, available_at=now + delay
             )
-            in_flight: list[Any] = []
+            in_flight: Sequence[Any] = ()
             if thread is None:
                 if not create_thread:
                     raise errors.NotFound("Thread or assistant not found.")

@@ -294,7 +294,8 @@ class ThreadStore:
     ) -> int:
         where = self._filters(ids=None, metadata=metadata, values=values, status=status)
         query = sa.select(sa.func.count()).select_from(_T).where(*where)
-        return int(await self.db.read(lambda conn: conn.scalar(query)) or 0)
+        total: int | None = await self.db.read(lambda conn: conn.scalar(query))
+        return int(total or 0)
 
     async def copy(self, thread_id: str, new_thread_id: str) -> Thread:
         now = datetime.now(UTC)

@@ -251,7 +251,8 @@ class WebhookStore:
                 _D.c.status == DeliveryStatus.PENDING.value,
                 sa.or_(_D.c.claimed_until.is_(None), _D.c.claimed_until < datetime.now(UTC)),
             )
-            return conn.scalar(query)
+            earliest: datetime | None = conn.scalar(query)
+            return earliest
 
         return await self.db.read(op)
 

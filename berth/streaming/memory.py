@@ -123,7 +123,7 @@ class MemoryBroker:
 
         def expire() -> None:
             # Readers still holding the stream finish reading it; new ones won't find it.
-            self._expiry.discard(handle)  # type: ignore[arg-type]
+            self._expiry.discard(handle)
             if self._streams.get(run_id) is stream:
                 del self._streams[run_id]
 

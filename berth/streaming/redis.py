@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -25,6 +25,12 @@ _CANCEL = "berth:cancel"
 _WAKE = "berth:wake"
 #: how long a reader blocks on XREAD before looking again (ms)
 _BLOCK_MS = 5_000
+
+
+#: one stream entry as this client receives it: `(id, {field: value})`. redis-py types
+#: replies for both `decode_responses` modes (`bytes | str`, optional parts); this client
+#: never decodes, so every reply is bytes and the casts below only restate that.
+_Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 def _key(run_id: str) -> str:
@@ -94,12 +100,14 @@ class RedisBroker:
     async def publish(self, run_id: str, event: str, data: bytes) -> StreamEvent:
         fields = {b"e": event.encode(), b"d": data}
         thread_id = self._bound.get(run_id)
+        event_id: bytes
         if thread_id is None:
-            event_id = await self._redis.xadd(_key(run_id), fields)  # type: ignore[arg-type]
+            # xadd's stubs want `dict[FieldT, EncodableT]`, invariant in the key type.
+            event_id = cast(bytes, await self._redis.xadd(_key(run_id), fields))  # type: ignore[arg-type]
         else:
             # One round trip for both streams.
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.xadd(_key(run_id), fields)  # type: ignore[arg-type]
+                pipe.xadd(_key(run_id), fields)  # type: ignore[arg-type]  # as above
                 self._append_thread(pipe, thread_id, fields)
                 event_id = (await pipe.execute())[0]
         return StreamEvent(event_id.decode(), event, data)
@@ -133,38 +141,42 @@ class RedisBroker:
 
     async def _read_thread(self, thread_id: str, after: str | None) -> AsyncIterator[StreamEvent]:
         key = _thread_key(thread_id)
-        if after is None:
-            last = await self._redis.xrevrange(key, count=1)
-            cursor = last[0][0].decode() if last else "0-0"
-        else:
-            cursor = after
+        cursor = after if after is not None else await self._last_id(key)
         while not self._closing:
-            batch = await self._redis.xread({key: cursor}, block=_BLOCK_MS, count=256)
-            for entry_id, fields in batch[0][1] if batch else ():
+            for entry_id, fields in await self._xread(key, cursor):
                 cursor = entry_id.decode()
                 yield StreamEvent(cursor, fields[b"e"].decode(), fields.get(b"d", b""))
 
     async def is_finished(self, run_id: str) -> bool | None:
-        last = await self._redis.xrevrange(_key(run_id), count=1)
-        if not last:
+        last = await self._last(_key(run_id))
+        if last is None:
             return None
-        return last[0][1].get(b"e") == _END
+        return last[1].get(b"e") == _END
+
+    async def _last(self, key: str) -> _Entry | None:
+        """The stream's newest entry; None when the stream is empty or gone."""
+        last = cast(list[_Entry], await self._redis.xrevrange(key, count=1))
+        return last[0] if last else None
+
+    async def _last_id(self, key: str) -> str:
+        """The newest entry's id, to follow only what comes after it."""
+        last = await self._last(key)
+        return last[0].decode() if last is not None else "0-0"
+
+    async def _xread(self, key: str, cursor: str) -> list[_Entry]:
+        """One blocking XREAD of `key` after `cursor`; empty when it timed out."""
+        reply = await self._redis.xread({key: cursor}, block=_BLOCK_MS, count=256)
+        batch = cast(list[tuple[bytes, list[_Entry]]], reply)
+        return batch[0][1] if batch else []
 
     def subscribe(self, run_id: str, *, after: str | None) -> AsyncIterator[StreamEvent]:
         return self._read(run_id, after)
 
     async def _read(self, run_id: str, after: str | None) -> AsyncIterator[StreamEvent]:
         key = _key(run_id)
-        if after is None:
-            last = await self._redis.xrevrange(key, count=1)
-            cursor = last[0][0].decode() if last else "0-0"
-        else:
-            cursor = after
+        cursor = after if after is not None else await self._last_id(key)
         while True:
-            batch = await self._redis.xread({key: cursor}, block=_BLOCK_MS, count=256)
-            if not batch:
-                continue
-            for entry_id, fields in batch[0][1]:
+            for entry_id, fields in await self._xread(key, cursor):
                 cursor = entry_id.decode()
                 name = fields.get(b"e", b"")
                 if name == _END:

@@ -42,7 +42,8 @@ class PostgresDialect(Dialect):
             return await conn.run_sync(operation)
 
     def json_contains(self, column: Any, value: dict[str, Any]) -> sa.ColumnElement[bool]:
-        return column.op("@>")(sa.bindparam(None, value, type_=JSONB))
+        clause: sa.ColumnElement[bool] = column.op("@>")(sa.bindparam(None, value, type_=JSONB))
+        return clause
 
     def insert(self, table: sa.Table) -> Any:
         return postgresql_dialect.insert(table)

@@ -10,11 +10,11 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from berth import serde, tracing
+from berth import tracing
 from berth.api import schemas, sse
 from berth.api.deps import Components, components, truthy, uuid_path
 from berth.api.responses import JSONResponse
-from berth.core import errors, ids
+from berth.core import errors, results
 from berth.core.models import CancelAction, OnDisconnect, Run, RunStatus
 from berth.core.runs import RunRequest
 from berth.streaming.base import StreamEvent
@@ -73,16 +73,9 @@ async def _stream_new(
     c: Components, thread_id: str | None, body: schemas.RunCreate, http: Request
 ) -> Response:
     request = _request(body)
-    run_id = ids.new_id()
-    # Subscribe before the run exists, so its first events cannot be missed.
-    events = c.broker.subscribe(run_id, after=None)
-    try:
-        run = await c.runs.create(
-            thread_id, request, run_id=run_id, trace=tracing.incoming(http.headers)
-        )
-    except BaseException:
-        await c.broker.finish(run_id, keep=False)
-        raise
+    run, events = await results.start(
+        c.runs, c.broker, thread_id, request, trace=tracing.incoming(http.headers)
+    )
     base = f"/threads/{run.thread_id}/runs/{run.run_id}" if thread_id else f"/runs/{run.run_id}"
     headers = {"Location": f"{base}/stream", "Content-Location": base}
     return _sse(
@@ -188,47 +181,6 @@ async def _empty() -> AsyncIterator[StreamEvent]:
 # -- waiting -------------------------------------------------------------------
 
 
-async def _final_body(c: Components, run: Run, events: AsyncIterator[StreamEvent] | None) -> bytes:
-    """The run's result: last values (or the interrupt chunk), or `__error__`."""
-    last: bytes | None = None
-    error: bytes | None = None
-    if events is not None:
-        async for event in events:
-            if event.event == "values":
-                last = event.data
-            elif event.event == "error":
-                error = event.data
-    if error is not None:
-        return b'{"__error__":' + error + b"}"
-    if last is not None:
-        return last
-    return await _thread_fallback(c, run)
-
-
-async def _thread_fallback(c: Components, run: Run) -> bytes:
-    try:
-        thread = await c.storage.threads.get(run.thread_id)
-    except errors.NotFound:
-        final = await _maybe_run(c, run.run_id)
-        if final is not None and final.error:
-            return serde.dumps({"__error__": final.error})
-        return b"{}"
-    if thread.status.value == "error" and thread.error:
-        return serde.dumps({"__error__": thread.error})
-    if thread.status.value == "interrupted" and thread.interrupts:
-        return serde.dumps(
-            {"__interrupt__": [i for items in thread.interrupts.values() for i in items]}
-        )
-    return serde.dumps(thread.values if thread.values is not None else {})
-
-
-async def _maybe_run(c: Components, run_id: str) -> Run | None:
-    try:
-        return await c.storage.runs.get(run_id)
-    except errors.NotFound:
-        return None
-
-
 async def _wait_response(
     c: Components,
     run: Run,
@@ -237,7 +189,7 @@ async def _wait_response(
     cancel_on_disconnect: bool,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    result = asyncio.ensure_future(_final_body(c, run, events))
+    result = asyncio.ensure_future(results.final_body(c.storage, run, events))
     if not cancel_on_disconnect:
         # Most runs end well within a heartbeat period: answer with a plain response
         # then, and only stream heartbeats for the slow ones.
@@ -271,15 +223,9 @@ async def _wait_new(
     if "values" not in request.stream_mode:
         # The body is the last `values` event; a stateless run's thread is gone by then.
         request = dataclasses.replace(request, stream_mode=[*request.stream_mode, "values"])
-    run_id = ids.new_id()
-    events = c.broker.subscribe(run_id, after=None)
-    try:
-        run = await c.runs.create(
-            thread_id, request, run_id=run_id, trace=tracing.incoming(http.headers)
-        )
-    except BaseException:
-        await c.broker.finish(run_id, keep=False)
-        raise
+    run, events = await results.start(
+        c.runs, c.broker, thread_id, request, trace=tracing.incoming(http.headers)
+    )
     base = f"/threads/{run.thread_id}/runs/{run.run_id}" if thread_id else f"/runs/{run.run_id}"
     return await _wait_response(
         c,

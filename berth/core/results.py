@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from berth import serde
+from berth import serde, tracing
 from berth.core import errors, ids
 from berth.core.models import Run, ThreadStatus
 
@@ -20,14 +20,19 @@ if TYPE_CHECKING:
 
 
 async def start(
-    runs: Runs, broker: Broker, thread_id: str | None, request: RunRequest
+    runs: Runs,
+    broker: Broker,
+    thread_id: str | None,
+    request: RunRequest,
+    *,
+    trace: tracing.Incoming | None = None,
 ) -> tuple[Run, AsyncIterator[StreamEvent]]:
     """Create a run and return it with a subscription to all of its events."""
     run_id = ids.new_id()
     # Subscribe before the run exists, so its first events cannot be missed.
     events = broker.subscribe(run_id, after=None)
     try:
-        run = await runs.create(thread_id, request, run_id=run_id)
+        run = await runs.create(thread_id, request, run_id=run_id, trace=trace)
     except BaseException:
         await broker.finish(run_id, keep=False)
         raise

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from uuid import UUID
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage, BaseMessageChunk
 
 from berth import serde
@@ -22,6 +24,73 @@ LANGGRAPH_MODE = {
 }
 
 
+#: the tag LangGraph gives (uninherited) to the run of each attempt of a task, and only to it
+_TASK_TAG = "graph:step:"
+
+
+class TaskAttempts(BaseCallbackHandler):
+    """Counts how many times each LangGraph task of a run was attempted, by task id.
+
+    LangGraph retries a task under its `RetryPolicy` inside one task: `tasks`/`debug`
+    show one start and one result whatever the attempts. Each attempt does start its
+    own callback run, tagged `graph:step:<n>` (not inherited by the runs nested in
+    it), whose `langgraph_checkpoint_ns` metadata ends in `<node>:<task id>`.
+    """
+
+    #: called on the event loop, not handed to a thread pool: the count must be
+    #: complete before LangGraph streams the task's result, and it is cheap
+    run_inline = True
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not tags or not metadata or not any(t.startswith(_TASK_TAG) for t in tags):
+            return
+        ns = metadata.get("langgraph_checkpoint_ns")
+        if not isinstance(ns, str):
+            return
+        # Node names may contain neither `|` nor `:` (LangGraph refuses them).
+        task_id = ns.rpartition("|")[2].rpartition(":")[2]
+        if task_id:
+            self.counts[task_id] = self.counts.get(task_id, 0) + 1
+
+    # Only chain starts matter: skip every other callback LangGraph would dispatch.
+    @property
+    def ignore_llm(self) -> bool:
+        return True
+
+    @property
+    def ignore_chat_model(self) -> bool:
+        return True
+
+    @property
+    def ignore_retriever(self) -> bool:
+        return True
+
+    @property
+    def ignore_agent(self) -> bool:
+        return True
+
+    @property
+    def ignore_retry(self) -> bool:
+        return True
+
+    @property
+    def ignore_custom_event(self) -> bool:
+        return True
+
+
 class ChunkTranslator:
     """Turns `(namespace, mode, payload)` chunks into `(event, json)` pairs for one run."""
 
@@ -29,6 +98,9 @@ class ChunkTranslator:
         self.modes = set(modes)
         self._partial: dict[str, BaseMessageChunk] = {}
         self._announced: set[str] = set()
+        #: the callback handler counting task attempts, for the run's config; only
+        #: when a mode shows task results, so other runs pay nothing for it
+        self.attempts = TaskAttempts() if self.modes & {"tasks", "debug"} else None
 
     def translate(
         self, ns: tuple[str, ...], mode: str, payload: Any
@@ -41,7 +113,29 @@ class ChunkTranslator:
             if "messages" in self.modes:
                 yield from self._legacy_messages(message, meta)
             return
+        if mode in ("tasks", "debug"):
+            payload = self._with_attempts(mode, payload)
         yield mode + suffix, serde.dumps(payload)
+
+    def _with_attempts(self, mode: str, payload: Any) -> Any:
+        """A task result's payload, with `attempts` when its task ran more than once.
+
+        Only an extra field on the result: a separate event per failed attempt would
+        break clients that pair each task's start with exactly one result (and read
+        any payload with `error` as the task's end). Tasks that ran once are as
+        LangGraph streams them.
+        """
+        if self.attempts is None or not isinstance(payload, dict):
+            return payload
+        if mode == "debug":
+            inner = payload.get("payload")
+            if payload.get("type") != "task_result" or not isinstance(inner, dict):
+                return payload
+            return {**payload, "payload": self._with_attempts("tasks", inner)}
+        if "result" not in payload:
+            return payload  # a task start
+        attempts = self.attempts.counts.get(str(payload.get("id")), 0)
+        return {**payload, "attempts": attempts} if attempts > 1 else payload
 
     def _legacy_messages(
         self, message: BaseMessage, meta: dict[str, Any]

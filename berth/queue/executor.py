@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import merge_configs
 from langgraph._internal._constants import CONFIG_KEY_STRICT_RESUME
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command, Send
@@ -85,6 +86,9 @@ class Executor:
     ) -> Outcome:
         kwargs = run.kwargs
         config = span.instrument(run_config(run))
+        if translator.attempts is not None:
+            # Counts task attempts (RetryPolicy) for the `tasks`/`debug` results.
+            config = merge_configs(config, {"callbacks": [translator.attempts]})
         requested = kwargs.get("stream_mode") or ["values"]
         modes = sorted({"values", *(LANGGRAPH_MODE[m] for m in requested if m in LANGGRAPH_MODE)})
         nested = bool(kwargs.get("subgraphs"))

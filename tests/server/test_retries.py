@@ -2,9 +2,10 @@
 
 * A node's LangGraph `RetryPolicy` is honoured inside one run attempt. LangGraph 1.2
   streams a retried task once in `tasks`/`debug` (one start, one result: the failed
-  attempts leave no event there); every attempt does show in `events`, as one
-  `on_chain_start` of the node each. The `flaky` graph also puts the count in its
-  result, which the `tasks` result carries.
+  attempts leave no event there); Berth adds `attempts: <n>` to the result of a task
+  that ran more than once (and nothing to one that ran once). Every attempt also
+  shows in `events`, as one `on_chain_start` of the node each. The `flaky` graph puts
+  its own count in its result too.
 * A run whose worker died is retried from its last checkpoint, each attempt opening
   its stream with a fresh `metadata` event, until `BERTH_MAX_ATTEMPTS`; then it ends
   `error` saying so, and its thread is free again.
@@ -55,15 +56,22 @@ async def test_node_retry_policy_completes_after_two_failures(client: LangGraphC
     assert [("input" in t, "result" in t) for t in tasks] == [(True, False), (False, True)]
     start, result = tasks
     assert start["id"] == result["id"]
-    assert result["error"] is None
-    assert result["result"] == {"attempts": 3, "node_attempt": 3}
+    assert "attempts" not in start
+    assert result == {
+        "id": start["id"],
+        "name": "flaky",
+        "error": None,
+        "result": {"attempts": 3, "node_attempt": 3},
+        "interrupts": [],
+        "attempts": 3,
+    }
     debug = [d for d in _named(parts, "debug") if d["type"] in ("task", "task_result")]
     assert [(d["type"], d["payload"]["name"]) for d in debug] == [
         ("task", "flaky"),
         ("task_result", "flaky"),
     ]
-    assert debug[1]["payload"]["error"] is None
-    assert debug[1]["payload"]["result"] == {"attempts": 3, "node_attempt": 3}
+    assert "attempts" not in debug[0]["payload"]
+    assert debug[1]["payload"] == result
     assert _named(parts, "values")[-1] == {"attempts": 3, "node_attempt": 3}
 
     [run] = await client.runs.list(tid)
@@ -84,6 +92,50 @@ async def test_every_retry_shows_in_the_events_stream(client: LangGraphClient) -
     assert [s["metadata"]["langgraph_node"] for s in starts] == ["flaky"] * 3
     [run] = await client.runs.list(tid)
     assert run["status"] == "success"
+
+
+def _results(parts: list[Any]) -> list[dict[str, Any]]:
+    """Every task result of a stream, from `tasks` (namespaced too) and `debug`."""
+    found = []
+    for p in parts:
+        mode = p.event.split("|")[0]
+        if mode == "tasks" and "result" in p.data:
+            found.append(p.data)
+        elif mode == "debug" and p.data["type"] == "task_result":
+            found.append(p.data["payload"])
+    return found
+
+
+@pytest.mark.anyio
+async def test_tasks_that_ran_once_carry_no_attempts(client: LangGraphClient) -> None:
+    tid = (await client.threads.create())["thread_id"]
+    modes = ["tasks", "debug"]
+    parts = [
+        p
+        async for p in client.runs.stream(
+            tid, "flaky", input={}, config={"configurable": {"failures": 0}}, stream_mode=modes
+        )
+    ]
+    results = _results(parts)
+    assert [(r["name"], r["result"]) for r in results] == [
+        ("flaky", {"attempts": 1, "node_attempt": 1}),
+    ] * 2
+    assert all("attempts" not in r for r in results), results
+
+    # Nested tasks of a subgraph, streamed with their namespace, are left as they are.
+    tid = (await client.threads.create())["thread_id"]
+    parts = [
+        p
+        async for p in client.runs.stream(
+            tid, "subgraph", input={"items": []}, stream_mode=modes, stream_subgraphs=True
+        )
+    ]
+    assert _named(parts, "error") == []
+    results = _results(parts)
+    names = [r["name"] for r in results]
+    assert sorted(set(names)) == ["after", "child_a", "child_b", "inner"]
+    assert len(names) == 8  # each task once in `tasks`, once in `debug`
+    assert all(r["error"] is None and "attempts" not in r for r in results), results
 
 
 @pytest.mark.anyio
@@ -107,6 +159,7 @@ async def test_node_out_of_retries_fails_the_run(client: LangGraphClient) -> Non
     assert ["input" in t for t in tasks] == [True, False]
     assert tasks[1]["result"] is None or tasks[1]["result"] == {}
     assert "flaky failure on attempt 3" in str(tasks[1]["error"])
+    assert tasks[1]["attempts"] == 3
     [run] = await client.runs.list(tid)
     assert run["status"] == "error"
     thread = await client.threads.get(tid)

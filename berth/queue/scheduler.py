@@ -7,8 +7,6 @@ fire missed while no server was up is made then, once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Mapping
@@ -16,6 +14,7 @@ from datetime import UTC, datetime
 
 from berth.core import crons, errors
 from berth.core.runs import Runs
+from berth.queue.periodic import Periodic
 from berth.storage.base import Storage
 
 log = logging.getLogger("berth.crons")
@@ -30,29 +29,22 @@ def interval_from_env(env: Mapping[str, str] | None = None) -> float:
     return float(value) if value else DEFAULT_INTERVAL
 
 
-class CronScheduler:
+class CronScheduler(Periodic):
     """Fires due crons as runs, through `Runs.create` like any other run.
 
     Args:
         interval: seconds between ticks; a fire is made at most this late.
     """
 
+    name = "cron-scheduler"
+
     def __init__(self, *, storage: Storage, runs: Runs, interval: float = DEFAULT_INTERVAL) -> None:
+        super().__init__(interval=interval)
         self.storage = storage
         self.runs = runs
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="berth-cron-scheduler")
-
-    async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+    async def run_once(self) -> None:
+        await self.tick()
 
     async def tick(self, now: datetime | None = None) -> int:
         """Claim the crons due at `now` and create one run for each; return how many ran."""
@@ -77,12 +69,3 @@ class CronScheduler:
                 made += 1
                 log.info("cron %s: fired run %s", cron.cron_id, run.run_id)
         return made
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception:
-                # The database may be briefly unreachable; try again next tick.
-                log.exception("cron scheduler tick failed")
-            await asyncio.sleep(self.interval)

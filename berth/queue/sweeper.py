@@ -6,13 +6,12 @@ processes sharing a database do not sweep the same thread twice.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from berth.queue.periodic import Periodic
 from berth.storage.base import Storage
 
 log = logging.getLogger("berth.sweeper")
@@ -29,22 +28,19 @@ def interval_from_env(env: Mapping[str, str] | None = None) -> float:
     return float(value) if value else DEFAULT_INTERVAL
 
 
-class ThreadSweeper:
+class ThreadSweeper(Periodic):
+    """Deletes (or prunes) threads whose TTL ran out."""
+
+    name = "thread-sweeper"
+
     def __init__(self, *, storage: Storage, interval: float = DEFAULT_INTERVAL) -> None:
+        super().__init__(interval=interval, first_delay=True)
         self.storage = storage
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="berth-thread-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+    async def run_once(self) -> None:
+        swept = await self.sweep()
+        if swept:
+            log.info("thread TTL sweep: %d thread(s) expired", swept)
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Sweep every thread expired at `now`; return how many were deleted or pruned."""
@@ -59,14 +55,3 @@ class ThreadSweeper:
             if seen < BATCH:
                 break
         return total
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                swept = await self.sweep()
-                if swept:
-                    log.info("thread TTL sweep: %d thread(s) expired", swept)
-            except Exception:
-                # The database may be briefly unreachable; try again next time.
-                log.exception("thread TTL sweep failed")

@@ -16,6 +16,7 @@ from berth import tracing
 from berth.api import assistants, crons, errors, runs, store, system, threads
 from berth.api import webhooks as webhook_api
 from berth.api.deps import Components
+from berth.api.headers import HeaderPolicy
 from berth.api.responses import JSONResponse
 from berth.core import ids
 from berth.core.runs import Runs
@@ -49,6 +50,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
     # After the project's env too: header templates may name variables it sets.
     webhook_settings = WebhookSettings.load(project.webhooks, project.http)
     project_store = project.store
+    header_policy = HeaderPolicy.from_http(project.http)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -105,6 +107,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
             ),
             state=ThreadState(storage=storage, registry=registry, broker=broker),
             store=item_store,
+            headers=header_policy,
         )
         crons_scheduler = cron_scheduler.CronScheduler(
             storage=storage, runs=app.state.berth.runs, interval=cron_scheduler.interval_from_env()

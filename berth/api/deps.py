@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request
 from langgraph.store.base import BaseStore
 
+from berth.api.headers import HeaderPolicy
 from berth.core import errors, ids
 from berth.core.runs import Runs
 from berth.core.state import ThreadState
@@ -27,6 +28,8 @@ class Components:
     runs: Runs
     state: ThreadState
     store: BaseStore
+    #: request headers copied into runs' configurable
+    headers: HeaderPolicy = dataclasses.field(default_factory=HeaderPolicy)
 
 
 def components(request: Request) -> Components:

@@ -39,7 +39,12 @@ def _run_json(run: Run, status: int = 200, headers: dict[str, str] | None = None
 async def _create(
     c: Components, thread_id: str | None, body: schemas.RunCreate, http: Request
 ) -> Run:
-    return await c.runs.create(thread_id, _request(body), trace=tracing.incoming(http.headers))
+    return await c.runs.create(
+        thread_id,
+        _request(body),
+        trace=tracing.incoming(http.headers),
+        server_configurable=c.headers.select(http.headers.items()),
+    )
 
 
 @router.post("/threads/{thread_id}/runs")
@@ -74,7 +79,12 @@ async def _stream_new(
 ) -> Response:
     request = _request(body)
     run, events = await results.start(
-        c.runs, c.broker, thread_id, request, trace=tracing.incoming(http.headers)
+        c.runs,
+        c.broker,
+        thread_id,
+        request,
+        trace=tracing.incoming(http.headers),
+        server_configurable=c.headers.select(http.headers.items()),
     )
     base = f"/threads/{run.thread_id}/runs/{run.run_id}" if thread_id else f"/runs/{run.run_id}"
     headers = {"Location": f"{base}/stream", "Content-Location": base}
@@ -224,7 +234,12 @@ async def _wait_new(
         # The body is the last `values` event; a stateless run's thread is gone by then.
         request = dataclasses.replace(request, stream_mode=[*request.stream_mode, "values"])
     run, events = await results.start(
-        c.runs, c.broker, thread_id, request, trace=tracing.incoming(http.headers)
+        c.runs,
+        c.broker,
+        thread_id,
+        request,
+        trace=tracing.incoming(http.headers),
+        server_configurable=c.headers.select(http.headers.items()),
     )
     base = f"/threads/{run.thread_id}/runs/{run.run_id}" if thread_id else f"/runs/{run.run_id}"
     return await _wait_response(

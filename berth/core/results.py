@@ -7,7 +7,7 @@ every caller sees the same result for the same run.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from berth import serde, tracing
 from berth.core import errors, ids
@@ -26,13 +26,20 @@ async def start(
     request: RunRequest,
     *,
     trace: tracing.Incoming | None = None,
+    server_configurable: dict[str, Any] | None = None,
 ) -> tuple[Run, AsyncIterator[StreamEvent]]:
     """Create a run and return it with a subscription to all of its events."""
     run_id = ids.new_id()
     # Subscribe before the run exists, so its first events cannot be missed.
     events = broker.subscribe(run_id, after=None)
     try:
-        run = await runs.create(thread_id, request, run_id=run_id, trace=trace)
+        run = await runs.create(
+            thread_id,
+            request,
+            run_id=run_id,
+            trace=trace,
+            server_configurable=server_configurable,
+        )
     except BaseException:
         await broker.finish(run_id, keep=False)
         raise

@@ -44,10 +44,6 @@ class LoadedGraph:
                 "not a compiled graph, StateGraph or factory"
             )
 
-    @property
-    def is_factory(self) -> bool:
-        return self._factory is not None
-
     @contextlib.asynccontextmanager
     async def build(
         self,

@@ -42,11 +42,6 @@ class Settings:
     stream_ttl: float = 120.0
     #: SSE heartbeat period
     keepalive_interval: float = 5.0
-    reload: bool = False
-
-    @property
-    def lease_seconds(self) -> float:
-        return self.heartbeat_interval * 3
 
     @property
     def database_url(self) -> str:

@@ -25,10 +25,6 @@ from berth.streaming.base import Broker
 log = logging.getLogger("berth.executor")
 
 
-class RunCancelled(Exception):
-    """Raised inside a run's task when it is cancelled with a given action."""
-
-
 class Executor:
     def __init__(
         self, *, storage: Storage, registry: GraphRegistry, broker: Broker, run_timeout: float

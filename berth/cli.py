@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import logging
 import os
 import socket
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from berth.core import errors
 from berth.settings import Settings
@@ -41,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
             help="runs executed at once by this process (0: serve the API only)",
         )
         sub.add_argument("--no-browser", action="store_true", help="accepted for compatibility")
+        if name == "dev":
+            sub.add_argument(
+                "--reload",
+                action="store_true",
+                help="restart the server when a file of the project changes",
+            )
     return parser
 
 
@@ -96,10 +103,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=10
-    )
-    server = uvicorn.Server(config)
     where = "PostgreSQL" if settings.database_uri else f"SQLite in {settings.data_dir}"
     if settings.redis_uri:
         where += " + Redis"
@@ -108,8 +111,57 @@ def main(argv: list[str] | None = None) -> int:
         f"(graphs: {', '.join(registry.ids)}; state: {where})",
         flush=True,
     )
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 10,
+    }
+    if getattr(args, "reload", False):
+        from uvicorn.supervisors import ChangeReload
+
+        # The app is rebuilt in a fresh child process after each change; this process
+        # keeps the socket and the data directory's lock.
+        os.environ[_RELOAD_SETTINGS] = json.dumps(
+            {
+                "config_path": str(settings.config_path.resolve()),
+                "data_dir": str(settings.data_dir.resolve()),
+                "host": settings.host,
+                "port": settings.port,
+                "concurrency": settings.concurrency,
+            }
+        )
+        config = uvicorn.Config(
+            "berth.cli:reloaded_app",
+            factory=True,
+            reload=True,
+            reload_dirs=[str(settings.config_path.resolve().parent)],
+            **options,
+        )
+        ChangeReload(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+        return 0
+    server = uvicorn.Server(uvicorn.Config(app, **options))
     server.run(sockets=[sock])
     return 0 if not server.should_exit or server.started else 1
+
+
+#: settings handed from `berth dev --reload` to the app in each reloaded child
+_RELOAD_SETTINGS = "BERTH_RELOAD_SETTINGS"
+
+
+def reloaded_app() -> Any:
+    """The app of a `berth dev --reload` child process, with the parent's settings."""
+    from berth.api.app import create_app
+
+    given = json.loads(os.environ[_RELOAD_SETTINGS])
+    settings = Settings.from_env(
+        config_path=Path(given["config_path"]),
+        data_dir=Path(given["data_dir"]),
+        host=given["host"],
+        port=given["port"],
+        concurrency=given["concurrency"],
+    )
+    return create_app(settings)
 
 
 if __name__ == "__main__":

@@ -8,32 +8,20 @@ The `slow` graph logs every node execution to `BERTH_TEST_COUNTER_FILE`.
 from __future__ import annotations
 
 import collections
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import langgraph_sdk
 from langgraph_sdk.client import SyncLangGraphClient
 
 from tests.berth_server import BerthServer
+from tests.helpers import sdk, wait_for
 
 StartServer = Callable[..., BerthServer]
 
 #: seconds each node of the run that gets killed sleeps
 SLOW = 1.5
-
-
-@contextmanager
-def sdk(server: BerthServer) -> Iterator[SyncLangGraphClient]:
-    # A new client per server life: pooled connections to a killed process are dead.
-    client = langgraph_sdk.get_sync_client(url=server.url)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def executions(counter_file: Path) -> collections.Counter[tuple[str, str]]:
@@ -42,15 +30,6 @@ def executions(counter_file: Path) -> collections.Counter[tuple[str, str]]:
         return collections.Counter()
     lines = counter_file.read_text().splitlines()
     return collections.Counter(tuple(line.split(" ", 1)) for line in lines if line)  # type: ignore[misc]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def slow_config(sleep: float) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError
 
 from tests.berth_server import BerthServer
+from tests.helpers import wait_status
 
 pytestmark = pytest.mark.anyio
 
@@ -27,18 +28,6 @@ FOREVER = {"configurable": {"sleep": 30}}
 #: the issue's target from the cancel's 202 to `interrupted`
 TARGET_MS = 100.0
 TRIES = 7
-
-
-async def wait_status(
-    client: LangGraphClient, thread_id: str, run_id: str, statuses: set[str], timeout: float = 20
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = dict(await client.runs.get(thread_id, run_id))
-        if run["status"] in statuses:
-            return run
-        assert time.monotonic() < deadline, f"run still {run['status']}"
-        await asyncio.sleep(0.02)
 
 
 async def start_forever(client: LangGraphClient, thread_id: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import httpx
@@ -12,6 +11,7 @@ import pytest
 from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
 
 from tests.berth_server import BerthServer
+from tests.helpers import wait_status
 
 SLOW = {"configurable": {"sleep": 0.3}}
 Frame = tuple[str | None, str, Any]  # (id, event, data)
@@ -29,15 +29,6 @@ def parse_frames(text: str) -> list[Frame]:
 
 def parts_as_frames(parts: list[Any]) -> list[tuple[str, Any]]:
     return [(p.event, p.data) for p in parts]
-
-
-async def wait_status(
-    client: LangGraphClient, thread_id: str, run_id: str, statuses: set[str]
-) -> None:
-    deadline = time.monotonic() + 20
-    while (await client.runs.get(thread_id, run_id))["status"] not in statuses:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.anyio

@@ -15,18 +15,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import langgraph_sdk
 import orjson
 import pytest
-from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
+from langgraph_sdk.client import LangGraphClient
 
 from tests.berth_server import BerthServer
+from tests.helpers import sdk, wait_for
 
 StartServer = Callable[..., BerthServer]
 
@@ -167,25 +166,6 @@ async def test_node_out_of_retries_fails_the_run(client: LangGraphClient) -> Non
 
 
 # -- runs whose worker died -----------------------------------------------------------
-
-
-@contextmanager
-def sdk(server: BerthServer) -> Iterator[SyncLangGraphClient]:
-    # A new client per server life: pooled connections to a killed process are dead.
-    client = langgraph_sdk.get_sync_client(url=server.url)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def executions(counter_file: Path, node: str, thread_id: str) -> int:

@@ -13,6 +13,7 @@ from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError
 
 from tests.berth_server import BerthServer
+from tests.helpers import wait_status
 
 HI = {"messages": [{"role": "user", "content": "hi"}]}
 SLOW = {"configurable": {"sleep": 1}}
@@ -27,18 +28,6 @@ RUN_FIELDS = {
     "kwargs",
     "multitask_strategy",
 }
-
-
-async def wait_status(
-    client: LangGraphClient, thread_id: str, run_id: str, statuses: set[str], timeout: float = 20
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = dict(await client.runs.get(thread_id, run_id))
-        if run["status"] in statuses:
-            return run
-        assert time.monotonic() < deadline, f"run still {run['status']}"
-        await asyncio.sleep(0.05)
 
 
 # -- creation and wait --------------------------------------------------------------

@@ -20,6 +20,9 @@ from langgraph.store.base import BaseStore
 from berth.core import errors
 from berth.project import GraphSpec, ProjectSpec
 
+#: wired copies kept per graph; the server uses two savers (durable and scratch)
+_WIRED_LIMIT = 8
+
 
 class LoadedGraph:
     """One registered graph: a compiled graph, or a factory called per run."""
@@ -32,6 +35,9 @@ class LoadedGraph:
         self._factory: Callable[..., Any] | None = None
         #: the server's cross-thread store, given to every graph built here
         self.store: BaseStore | None = None
+        #: a compiled graph wired to (checkpointer, store), kept: copying it per run
+        #: costs a tenth of a small run, and a compiled graph is safe to share
+        self._wired: dict[tuple[int, int], Pregel[Any, Any, Any, Any]] = {}
         if isinstance(target, StateGraph):
             target = target.compile()
         if isinstance(target, Pregel):
@@ -59,7 +65,13 @@ class LoadedGraph:
         """
         store = store or self.store
         if self._graph is not None:
-            yield _wire(self._graph, checkpointer, store)
+            key = (id(checkpointer), id(store))
+            wired = self._wired.get(key)
+            if wired is None:
+                if len(self._wired) >= _WIRED_LIMIT:  # callers passing a saver per call
+                    self._wired.clear()
+                wired = self._wired[key] = _wire(self._graph, checkpointer, store)
+            yield wired
             return
         assert self._factory is not None
         result = _call_factory(self._factory, config)

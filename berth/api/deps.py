@@ -32,7 +32,8 @@ class Components:
     headers: HeaderPolicy = dataclasses.field(default_factory=HeaderPolicy)
 
 
-def components(request: Request) -> Components:
+async def components(request: Request) -> Components:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, on every request.
     return request.app.state.berth  # type: ignore[no-any-return]
 
 

@@ -30,8 +30,9 @@ async def start(
 ) -> tuple[Run, AsyncIterator[StreamEvent]]:
     """Create a run and return it with a subscription to all of its events."""
     run_id = ids.new_id()
-    # Subscribe before the run exists, so its first events cannot be missed.
-    events = broker.subscribe(run_id, after=None)
+    # Subscribed from the run's first event, before the run exists: no event can be
+    # missed, however soon a worker (in this process or another) starts publishing.
+    events = broker.subscribe(run_id, after="0-0")
     try:
         run = await runs.create(
             thread_id,

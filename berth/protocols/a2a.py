@@ -81,7 +81,7 @@ async def _assistant(c: Components, assistant_id: str) -> Assistant:
 @router.get("/a2a/{assistant_id}/.well-known/agent-card.json")
 @router.get("/a2a/{assistant_id}/.well-known/agent.json")
 async def agent_card(assistant_id: str, request: Request) -> Any:
-    assistant = await _assistant(components(request), assistant_id)
+    assistant = await _assistant(await components(request), assistant_id)
     return a2a_cards.card_json(assistant, str(request.base_url))
 
 
@@ -116,7 +116,7 @@ async def rpc(assistant_id: str, request: Request) -> Response:
         return _error(request_id, a2a_runs.METHOD_NOT_FOUND, f"Method not found: {name}")
     op, legacy = method
     _check_accept(request, streaming=op == "stream")
-    c = components(request)
+    c = await components(request)
     try:
         assistant = await _assistant(c, assistant_id)
     except errors.NotFound as exc:

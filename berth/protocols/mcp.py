@@ -63,7 +63,7 @@ def router(http: dict[str, Any]) -> APIRouter:
             message = serde.loads(await request.body())
         except ValueError as exc:
             return _http_error(400, PARSE_ERROR, f"Parse error: {exc}")
-        c = components(request)
+        c = await components(request)
         if isinstance(message, list) and message:
             # JSON-RPC batches (2025-03-26): answer the requests, drop the rest.
             replies = [r for m in message if (r := await _handle(c, m)) is not None]

@@ -33,6 +33,8 @@ class Executor:
         self.registry = registry
         self.broker = broker
         self.run_timeout = run_timeout
+        #: checkpoints of temporary threads: in memory, dropped when their run ends
+        self.scratch = InMemorySaver()
 
     async def execute(self, run: Run, cancel: CancelSlot) -> Run | None:
         """Run the graph to its end and record the outcome; return the final run."""
@@ -99,28 +101,46 @@ class Executor:
         loaded = self.registry.get(kwargs["graph_id"])
         # A temporary thread is deleted when its run ends, so its checkpoints live in
         # memory (interrupts still work within the run), as the reference server does.
-        checkpointer = InMemorySaver() if run.temporary else self.storage.checkpointer
-        async with loaded.build(config, checkpointer=checkpointer) as graph:
-            # Options come from stored JSON; LangGraph's overloads expect literal types.
-            pregel: Any = graph
-            if "events" in requested:
-                events = pregel.astream_events(graph_input(kwargs), config, version="v2", **options)
-                stream = self._root_chunks(run.run_id, events)
-            else:
-                stream = pregel.astream(graph_input(kwargs), config, **options)
-            last_values: Any = None
-            async for chunk in stream:
-                ns, mode, payload = chunk if nested else ((), *chunk)
-                if mode == "values" and not ns:
-                    last_values = payload
-                if not _wanted(mode, requested):
-                    continue
-                for event, data in translator.translate(ns, mode, payload):
-                    await self.broker.publish(run.run_id, event, data)
-            outcome = await self._with_state(run, Outcome(status=RunStatus.SUCCESS), graph=graph)
-            if "values" in requested:
-                await self._publish_pause(run, last_values, outcome)
-            return outcome
+        checkpointer = self.scratch if run.temporary else self.storage.checkpointer
+        try:
+            async with loaded.build(config, checkpointer=checkpointer) as graph:
+                return await self._drive(run, graph, config, options, translator)
+        finally:
+            if run.temporary:
+                await self.scratch.adelete_thread(run.thread_id)
+
+    async def _drive(
+        self,
+        run: Run,
+        graph: Any,
+        config: RunnableConfig,
+        options: dict[str, Any],
+        translator: ChunkTranslator,
+    ) -> Outcome:
+        """Stream the built graph's chunks to the broker; the run's outcome at its end."""
+        kwargs = run.kwargs
+        requested = kwargs.get("stream_mode") or ["values"]
+        nested = bool(options["subgraphs"])
+        # Options come from stored JSON; LangGraph's overloads expect literal types.
+        pregel: Any = graph
+        if "events" in requested:
+            events = pregel.astream_events(graph_input(kwargs), config, version="v2", **options)
+            stream = self._root_chunks(run.run_id, events)
+        else:
+            stream = pregel.astream(graph_input(kwargs), config, **options)
+        last_values: Any = None
+        async for chunk in stream:
+            ns, mode, payload = chunk if nested else ((), *chunk)
+            if mode == "values" and not ns:
+                last_values = payload
+            if not _wanted(mode, requested):
+                continue
+            for event, data in translator.translate(ns, mode, payload):
+                await self.broker.publish(run.run_id, event, data)
+        outcome = await self._with_state(run, Outcome(status=RunStatus.SUCCESS), graph=graph)
+        if "values" in requested:
+            await self._publish_pause(run, last_values, outcome)
+        return outcome
 
     async def _publish_pause(self, run: Run, last_values: Any, outcome: Outcome) -> None:
         """End a paused run's `values` stream with its last values and every interrupt.

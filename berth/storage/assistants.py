@@ -25,8 +25,12 @@ def _assistant(row: Any) -> Assistant:
     return Assistant(**row._mapping)
 
 
+#: read on every run's admission: built once (see `storage/runs.py`)
+_BY_ID = sa.select(_A).where(_A.c.assistant_id == sa.bindparam("b_assistant_id"))
+
+
 def _row(conn: Connection, assistant_id: str) -> Any:
-    return conn.execute(sa.select(_A).where(_A.c.assistant_id == assistant_id)).first()
+    return conn.execute(_BY_ID, {"b_assistant_id": assistant_id}).first()
 
 
 def _insert(conn: Connection, values: dict[str, Any]) -> None:

@@ -293,10 +293,12 @@ def _run_gone(conn: Connection, run_id: str | None) -> bool:
     """
     if run_id is None:
         return False
-    found = conn.execute(
-        sa.select(_R.c.run_id).where(_R.c.run_id == run_id).with_for_update(read=True)
-    ).first()
-    return found is None
+    return conn.execute(_RUN_SHARE_LOCK, {"b_run_id": run_id}).first() is None
+
+
+_RUN_SHARE_LOCK = (
+    sa.select(_R.c.run_id).where(_R.c.run_id == sa.bindparam("b_run_id")).with_for_update(read=True)
+)
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -307,9 +309,13 @@ def _str_or_none(value: Any) -> str | None:
 # transaction (deleting a thread removes its runs and checkpoints atomically).
 
 
+_DELETE_THREAD_WRITES = _W.delete().where(_W.c.thread_id == sa.bindparam("b_thread_id"))
+_DELETE_THREAD_CHECKPOINTS = _C.delete().where(_C.c.thread_id == sa.bindparam("b_thread_id"))
+
+
 def delete_thread(conn: Connection, thread_id: str) -> None:
-    conn.execute(sa.delete(_W).where(_W.c.thread_id == thread_id))
-    conn.execute(sa.delete(_C).where(_C.c.thread_id == thread_id))
+    conn.execute(_DELETE_THREAD_WRITES, {"b_thread_id": thread_id})
+    conn.execute(_DELETE_THREAD_CHECKPOINTS, {"b_thread_id": thread_id})
 
 
 def delete_for_runs(conn: Connection, run_ids: Sequence[str]) -> None:

@@ -100,6 +100,32 @@ def _runnable() -> sa.Select[tuple[str]]:
 #: runs a worker may start now (built once; `now` and `limit` are bound per claim)
 _RUNNABLE = _runnable()
 
+# The hot path's statements, built once: building and cache-keying a statement costs
+# several times what executing it does. Parameters are bound per call; an UPDATE's SET
+# columns are the parameters named after columns, `b_`-prefixed names are the WHERE's.
+_THREAD_ID: sa.BindParameter[str] = sa.bindparam("b_thread_id")
+_RUN_ID: sa.BindParameter[str] = sa.bindparam("b_run_id")
+_LOCK_THREAD = sa.select(_T.c.thread_id).where(_T.c.thread_id == _THREAD_ID).with_for_update()
+_THREAD_FOR_UPDATE = sa.select(_T).where(_T.c.thread_id == _THREAD_ID).with_for_update()
+_THREAD_STATUS = sa.select(_T.c.status).where(_T.c.thread_id == _THREAD_ID)
+_UPDATE_THREAD = _T.update().where(_T.c.thread_id == _THREAD_ID)
+_DELETE_THREAD = _T.delete().where(_T.c.thread_id == _THREAD_ID)
+_INSERT_THREAD = _T.insert()
+_RUN_ROW = sa.select(_R).where(_R.c.run_id == _RUN_ID)
+_RUN_THREAD_ID = sa.select(_R.c.thread_id).where(_R.c.run_id == _RUN_ID)
+_UPDATE_RUN = _R.update().where(_R.c.run_id == _RUN_ID)
+_DELETE_RUN = _R.delete().where(_R.c.run_id == _RUN_ID)
+_INSERT_RUN = _R.insert()
+_IN_FLIGHT_ON_THREAD = sa.select(_R.c.run_id, _R.c.status).where(
+    _R.c.thread_id == _THREAD_ID, _R.c.status.in_(_IN_FLIGHT)
+)
+_THREAD_BUSY = (
+    sa.select(sa.literal(1))
+    .where(_R.c.thread_id == _THREAD_ID, _R.c.status.in_(_IN_FLIGHT))
+    .limit(1)
+)
+_DELETE_THREAD_RUNS = _R.delete().where(_R.c.thread_id == _THREAD_ID)
+
 
 def _lock_threads(conn: Connection, thread_ids: Any) -> None:
     """Take the threads' row locks (PostgreSQL) before reading their in-flight runs.
@@ -110,11 +136,11 @@ def _lock_threads(conn: Connection, thread_ids: Any) -> None:
     writer already; the clause is ignored there.
     """
     for thread_id in sorted(set(thread_ids)):
-        conn.execute(sa.select(_T.c.thread_id).where(_T.c.thread_id == thread_id).with_for_update())
+        conn.execute(_LOCK_THREAD, {"b_thread_id": thread_id})
 
 
 def _run_row(conn: Connection, run_id: str) -> Any:
-    return conn.execute(sa.select(_R).where(_R.c.run_id == run_id)).first()
+    return conn.execute(_RUN_ROW, {"b_run_id": run_id}).first()
 
 
 class RunStore:
@@ -145,9 +171,7 @@ class RunStore:
         delay = run.available_at - run.created_at if run.available_at is not None else timedelta(0)
 
         def op(conn: Connection) -> Admission:
-            thread = conn.execute(
-                sa.select(_T).where(_T.c.thread_id == run.thread_id).with_for_update()
-            ).first()
+            thread = conn.execute(_THREAD_FOR_UPDATE, {"b_thread_id": run.thread_id}).first()
             # Stamped under the thread's lock, so creation order is commit order and the
             # queue's FIFO (by created_at) is the order the runs were accepted in.
             now = datetime.now(UTC)
@@ -159,18 +183,13 @@ class RunStore:
                 if not create_thread:
                     raise errors.NotFound("Thread or assistant not found.")
                 conn.execute(
-                    sa.insert(_T).values(
-                        new_thread_values(
-                            run.thread_id, thread_metadata, now, status=ThreadStatus.BUSY
-                        )
-                    )
+                    _INSERT_THREAD,
+                    new_thread_values(
+                        run.thread_id, thread_metadata, now, status=ThreadStatus.BUSY
+                    ),
                 )
             else:
-                in_flight = conn.execute(
-                    sa.select(_R.c.run_id, _R.c.status).where(
-                        _R.c.thread_id == run.thread_id, _R.c.status.in_(_IN_FLIGHT)
-                    )
-                ).all()
+                in_flight = conn.execute(_IN_FLIGHT_ON_THREAD, {"b_thread_id": run.thread_id}).all()
                 strategy = run.multitask_strategy
                 if in_flight and strategy == MultitaskStrategy.REJECT:
                     raise errors.Conflict(
@@ -178,13 +197,13 @@ class RunStore:
                         "choose a different multitask strategy."
                     )
                 conn.execute(
-                    sa.update(_T)
-                    .where(_T.c.thread_id == run.thread_id)
-                    .values(
-                        status=ThreadStatus.BUSY.value,
-                        updated_at=now,
-                        metadata={**thread.metadata, **thread_metadata},
-                    )
+                    _UPDATE_THREAD,
+                    {
+                        "b_thread_id": run.thread_id,
+                        "status": ThreadStatus.BUSY.value,
+                        "updated_at": now,
+                        "metadata": {**thread.metadata, **thread_metadata},
+                    },
                 )
             values = _run_values(stored)
             if claim is not None and not in_flight and not delay:
@@ -197,7 +216,7 @@ class RunStore:
                     "lease_until": now + timedelta(seconds=claim.lease_seconds),
                 }
             # Stored before the in-flight runs are settled, so the thread settles as busy.
-            conn.execute(sa.insert(_R).values(values))
+            conn.execute(_INSERT_RUN, values)
             strategy = run.multitask_strategy
             if not in_flight or strategy not in (
                 MultitaskStrategy.INTERRUPT,
@@ -216,11 +235,8 @@ class RunStore:
     # -- reads ---------------------------------------------------------------
 
     async def get(self, run_id: str, thread_id: str | None = None) -> Run:
-        query = sa.select(_R).where(_R.c.run_id == run_id)
-        if thread_id is not None:
-            query = query.where(_R.c.thread_id == thread_id)
-        row = await self.db.read(lambda conn: conn.execute(query).first())
-        if row is None:
+        row = await self.db.read(lambda conn: _run_row(conn, run_id))
+        if row is None or (thread_id is not None and row.thread_id != thread_id):
             raise errors.NotFound(f"Run {run_id} not found")
         return run_from_row(row)
 
@@ -337,7 +353,7 @@ class RunStore:
         now = datetime.now(UTC)
 
         def op(conn: Connection) -> Run | None:
-            thread_id = conn.scalar(sa.select(_R.c.thread_id).where(_R.c.run_id == run_id))
+            thread_id = conn.scalar(_RUN_THREAD_ID, {"b_run_id": run_id})
             if thread_id is None:
                 return None
             _lock_threads(conn, [thread_id])
@@ -349,20 +365,20 @@ class RunStore:
                 # a late finish must not rewrite its end or the thread's status.
                 return run_from_row(row)
             if outcome.discard:
-                conn.execute(sa.delete(_R).where(_R.c.run_id == run_id))
+                conn.execute(_DELETE_RUN, {"b_run_id": run_id})
                 checkpoints.delete_for_runs(conn, [run_id])
             else:
                 conn.execute(
-                    sa.update(_R)
-                    .where(_R.c.run_id == run_id)
-                    .values(
-                        status=outcome.status.value,
-                        error=outcome.error,
-                        ended_at=now,
-                        updated_at=now,
-                        worker_id=None,
-                        lease_until=None,
-                    )
+                    _UPDATE_RUN,
+                    {
+                        "b_run_id": run_id,
+                        "status": outcome.status.value,
+                        "error": outcome.error,
+                        "ended_at": now,
+                        "updated_at": now,
+                        "worker_id": None,
+                        "lease_until": None,
+                    },
                 )
             # The webhook's outbox row commits with the run's end, or not at all.
             webhooks.enqueue(conn, row._mapping, outcome, now)
@@ -391,7 +407,7 @@ class RunStore:
         now = datetime.now(UTC)
 
         def op(conn: Connection) -> bool:
-            thread_id = conn.scalar(sa.select(_R.c.thread_id).where(_R.c.run_id == run_id))
+            thread_id = conn.scalar(_RUN_THREAD_ID, {"b_run_id": run_id})
             if thread_id is None:
                 return False
             _lock_threads(conn, [thread_id])
@@ -547,17 +563,13 @@ class RunStore:
         self, conn: Connection, thread_id: str, outcome: Outcome, now: datetime, *, temporary: bool
     ) -> None:
         """Set the thread's status from what is still in flight and how the run ended."""
-        busy = conn.scalar(
-            sa.select(sa.literal(1))
-            .where(_R.c.thread_id == thread_id, _R.c.status.in_(_IN_FLIGHT))
-            .limit(1)
-        )
+        busy = conn.scalar(_THREAD_BUSY, {"b_thread_id": thread_id})
         if temporary and not busy:
-            conn.execute(sa.delete(_R).where(_R.c.thread_id == thread_id))
-            conn.execute(sa.delete(_T).where(_T.c.thread_id == thread_id))
+            conn.execute(_DELETE_THREAD_RUNS, {"b_thread_id": thread_id})
+            conn.execute(_DELETE_THREAD, {"b_thread_id": thread_id})
             checkpoints.delete_thread(conn, thread_id)
             return
-        changes: dict[str, Any] = {"updated_at": now}
+        changes: dict[str, Any] = {"b_thread_id": thread_id, "updated_at": now}
         if outcome.values is not None:
             changes["values"] = outcome.values
             changes["state_updated_at"] = now
@@ -571,11 +583,11 @@ class RunStore:
         elif outcome.paused:
             changes["status"] = ThreadStatus.INTERRUPTED.value
         else:
-            current = conn.scalar(sa.select(_T.c.status).where(_T.c.thread_id == thread_id))
+            current = conn.scalar(_THREAD_STATUS, {"b_thread_id": thread_id})
             # A cancel or deletion keeps an error/interrupted thread as it was.
             if outcome.status == RunStatus.SUCCESS or current == ThreadStatus.BUSY:
                 changes["status"] = ThreadStatus.IDLE.value
-        conn.execute(sa.update(_T).where(_T.c.thread_id == thread_id).values(changes))
+        conn.execute(_UPDATE_THREAD, changes)
 
 
 class _Mapped:

@@ -89,8 +89,11 @@ def _delete(conn: Connection, thread_id: str) -> list[str] | None:
     return list(active)
 
 
+_BY_ID = sa.select(_T).where(_T.c.thread_id == sa.bindparam("b_thread_id"))
+
+
 def _row(conn: Connection, thread_id: str) -> Any:
-    return conn.execute(sa.select(_T).where(_T.c.thread_id == thread_id)).first()
+    return conn.execute(_BY_ID, {"b_thread_id": thread_id}).first()
 
 
 def _existing(conn: Connection, thread_id: str) -> Any:

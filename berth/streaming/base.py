@@ -54,9 +54,11 @@ class Broker(Protocol):
         ...
 
     def subscribe(self, run_id: str, *, after: str | None) -> AsyncIterator[StreamEvent]:
-        """The run's events after `after` (None: only new ones), ending when it closes.
+        """The run's events after `after`, ending when it closes.
 
-        Subscribing before the run is stored guarantees no event is missed.
+        `after=None` follows only events published after the first read; `"0-0"` reads
+        from the run's first event, so subscribing so before the run is stored misses
+        nothing.
         """
         ...
 

@@ -278,8 +278,10 @@ class Runs:
             if claim is not None and workers is not None:
                 workers.unreserve()
             raise
+        adopted = False
         if claim is not None and workers is not None:
-            if admission.run.status == RunStatus.RUNNING:
+            adopted = admission.run.status == RunStatus.RUNNING
+            if adopted:
                 workers.adopt(admission.run)
             else:
                 workers.unreserve()
@@ -289,7 +291,8 @@ class Runs:
         for run_id in displaced:
             if run_id not in admission.to_cancel:
                 await self._close_settled(run_id)
-        await self.broker.wake_workers()
+        if not adopted:  # queued: a worker (here or in another process) should look
+            await self.broker.wake_workers()
         return admission.run
 
     async def _check_checkpoint(self, thread_id: str, ns: str, checkpoint_id: str) -> None:

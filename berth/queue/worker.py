@@ -59,6 +59,10 @@ class WorkerPool:
         self._early_cancels: collections.OrderedDict[str, CancelAction] = collections.OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        #: the queue may hold pending runs (False after a claim found none at all): a
+        #: run that ends looks for more work only then, so a steady stream of runs
+        #: handed straight to the pool costs no claim per run
+        self._backlog = True
         broker.on_cancel(self._on_cancel)
 
     @property
@@ -102,13 +106,20 @@ class WorkerPool:
                     claimed = await self.storage.runs.claim(
                         worker_id=self.worker_id, limit=free, lease_seconds=self.lease_seconds
                     )
+                    if len(claimed) < free:
+                        self._backlog = await self.storage.runs.has_pending()
                 except Exception:
                     log.exception("claiming runs failed; retrying")
             for run in claimed:
                 self._start(run)
             if claimed and len(claimed) == free:
                 continue
-            await self.broker.wait_for_work(await self._idle_timeout())
+            # A full pool waits for a freed slot; only one with room asks when the next
+            # delayed run is due.
+            timeout = await self._idle_timeout() if free > 0 else IDLE_POLL_SECONDS
+            await self.broker.wait_for_work(timeout)
+            # Woken by new work, or polling: either way the queue is worth a look.
+            self._backlog = True
 
     def _start(self, run: Run) -> None:
         slot = CancelSlot()
@@ -176,7 +187,8 @@ class WorkerPool:
             await self.storage.runs.release(run.run_id, max_attempts=self.max_attempts)
         finally:
             self._active.pop(run.run_id, None)
-            if not self._stopping:
+            # A freed slot (and thread) may let a queued run start.
+            if not self._stopping and self._backlog:
                 await self.broker.wake_workers()
 
     async def _heartbeat_loop(self) -> None:

@@ -125,6 +125,15 @@ _THREAD_BUSY = (
     .limit(1)
 )
 _DELETE_THREAD_RUNS = _R.delete().where(_R.c.thread_id == _THREAD_ID)
+_RUN_IDS: sa.BindParameter[list[str]] = sa.bindparam("b_run_ids", expanding=True)
+_RUNS_BY_IDS = sa.select(_R).where(_R.c.run_id.in_(_RUN_IDS))
+#: a claim: the chosen pending runs become running under the claimer's lease
+_START_RUNS = (
+    _R.update()
+    .where(_R.c.run_id.in_(_RUN_IDS), _R.c.status == RunStatus.PENDING.value)
+    .values(status=RunStatus.RUNNING.value, attempt=_R.c.attempt + 1)
+)
+_ANY_PENDING = sa.select(sa.literal(1)).where(_R.c.status == RunStatus.PENDING.value).limit(1)
 
 
 def _lock_threads(conn: Connection, thread_ids: Any) -> None:
@@ -267,6 +276,10 @@ class RunStore:
             query = query.where(_R.c.thread_id == thread_id)
         return await self.db.read(lambda conn: [run_from_row(r) for r in conn.execute(query)])
 
+    async def has_pending(self) -> bool:
+        """Whether any run waits in the queue, due or not, runnable or not."""
+        return await self.db.read(lambda conn: conn.scalar(_ANY_PENDING) is not None)
+
     async def next_available_at(self) -> datetime | None:
         """When the next delayed (`after_seconds`) run becomes due, if any.
 
@@ -292,18 +305,16 @@ class RunStore:
             if not ids:
                 return []
             conn.execute(
-                sa.update(_R)
-                .where(_R.c.run_id.in_(ids), _R.c.status == RunStatus.PENDING)
-                .values(
-                    status=RunStatus.RUNNING.value,
-                    worker_id=worker_id,
-                    lease_until=now + timedelta(seconds=lease_seconds),
-                    attempt=_R.c.attempt + 1,
-                    started_at=now,
-                    updated_at=now,
-                )
+                _START_RUNS,
+                {
+                    "b_run_ids": ids,
+                    "worker_id": worker_id,
+                    "lease_until": now + timedelta(seconds=lease_seconds),
+                    "started_at": now,
+                    "updated_at": now,
+                },
             )
-            rows = conn.execute(sa.select(_R).where(_R.c.run_id.in_(ids))).all()
+            rows = conn.execute(_RUNS_BY_IDS, {"b_run_ids": ids}).all()
             by_id = {r.run_id: run_from_row(r) for r in rows}
             return [by_id[i] for i in ids if i in by_id]
 

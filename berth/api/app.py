@@ -156,13 +156,15 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
         # Added last, so outermost: the span covers CORS and error handling too.
         app.add_middleware(tracing.HttpSpans)
     errors.install(app)
-    # crons before runs: `/runs/crons…` must not reach a `/runs/{…}` route.
+    # Runs first: a request walks the routes in order, and run creation is the hot
+    # path. No run route's path and method both match a cron route's (Starlette takes
+    # the first route matching both, so the order is free otherwise).
     for router in (
+        runs.router,
+        crons.router,
         system.router,
         assistants.router,
         threads.router,
-        crons.router,
-        runs.router,
         store.router,
     ):
         app.include_router(router)

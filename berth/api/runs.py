@@ -22,11 +22,17 @@ from berth.streaming.base import StreamEvent
 router = APIRouter(tags=["runs"])
 
 
+#: the body fields a RunRequest takes as they are (read off the model: no dump, no copy)
+_REQUEST_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(RunRequest)
+    if f.name in schemas.RunCreate.model_fields and f.name != "durability"
+)
+
+
 def _request(body: schemas.RunCreate) -> RunRequest:
-    fields = {f.name for f in dataclasses.fields(RunRequest)}
-    values = {k: v for k, v in body.model_dump().items() if k in fields}
-    values["durability"] = body.resolved_durability()
-    return RunRequest(**values)
+    values = {name: getattr(body, name) for name in _REQUEST_FIELDS}
+    return RunRequest(**values, durability=body.resolved_durability())
 
 
 def _run_json(run: Run, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -142,14 +142,26 @@ def _lock_threads(conn: Connection, thread_ids: Any) -> None:
     Every transaction that settles a thread's status locks the thread first, always in
     id order, so two of them on one thread serialize and each sees the other's commit
     (no write skew leaving a thread `busy` with nothing in flight). SQLite has a single
-    writer already; the clause is ignored there.
+    writer already: nothing to do there.
     """
+    if conn.dialect.name != "postgresql":
+        return
     for thread_id in sorted(set(thread_ids)):
         conn.execute(_LOCK_THREAD, {"b_thread_id": thread_id})
 
 
 def _run_row(conn: Connection, run_id: str) -> Any:
     return conn.execute(_RUN_ROW, {"b_run_id": run_id}).first()
+
+
+def _locked_run_row(conn: Connection, run_id: str) -> Any:
+    """The run's row, read after its thread's lock is taken (see `_lock_threads`)."""
+    if conn.dialect.name == "postgresql":
+        thread_id = conn.scalar(_RUN_THREAD_ID, {"b_run_id": run_id})
+        if thread_id is None:
+            return None
+        _lock_threads(conn, [thread_id])
+    return _run_row(conn, run_id)
 
 
 class RunStore:
@@ -364,11 +376,7 @@ class RunStore:
         now = datetime.now(UTC)
 
         def op(conn: Connection) -> Run | None:
-            thread_id = conn.scalar(_RUN_THREAD_ID, {"b_run_id": run_id})
-            if thread_id is None:
-                return None
-            _lock_threads(conn, [thread_id])
-            row = _run_row(conn, run_id)
+            row = _locked_run_row(conn, run_id)
             if row is None:
                 return None
             if RunStatus(row.status).is_final:
@@ -418,11 +426,7 @@ class RunStore:
         now = datetime.now(UTC)
 
         def op(conn: Connection) -> bool:
-            thread_id = conn.scalar(_RUN_THREAD_ID, {"b_run_id": run_id})
-            if thread_id is None:
-                return False
-            _lock_threads(conn, [thread_id])
-            row = _run_row(conn, run_id)
+            row = _locked_run_row(conn, run_id)
             if row is None or row.status != RunStatus.RUNNING:
                 return False
             if row.attempt >= max_attempts:
@@ -500,7 +504,8 @@ class RunStore:
 
         def op(conn: Connection) -> IdList:
             _lock_threads(
-                conn, conn.scalars(sa.select(_R.c.thread_id).where(_R.c.run_id.in_(run_ids)))
+                conn,
+                list(conn.scalars(sa.select(_R.c.thread_id).where(_R.c.run_id.in_(run_ids)))),
             )
             rows = conn.execute(
                 sa.select(_R.c.run_id, _R.c.status).where(

@@ -432,7 +432,7 @@ async def main_async(args: argparse.Namespace) -> int:
     print(
         f"\nburst detail: {burst['ok']}/{sizes.burst} success; creates took "
         f"{burst['create_s']:.2f} s at concurrency {sizes.burst_create_concurrency}; "
-        f"{burst['polls']} runs.get polls"
+        f"{burst['polls']} threads.count polls"
     )
 
     RESULTS.mkdir(exist_ok=True)

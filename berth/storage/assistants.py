@@ -12,6 +12,7 @@ from berth.core import errors
 from berth.core.models import Assistant, RunStatus
 from berth.storage import schema, sorting
 from berth.storage.database import Database
+from berth.storage.dialects.base import Operation, T
 
 _A = schema.assistants
 _V = schema.assistant_versions
@@ -59,6 +60,24 @@ def _filters(
 class AssistantStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # An embedded database has a single server process (its data directory is
+        # locked), so every change to an assistant passes through this store and the
+        # assistants read on each run's admission can be kept. Not so on PostgreSQL.
+        self._kept: dict[str, Assistant] | None = {} if db.name == "sqlite" else None
+        #: bumped as each write starts and ends: a read that overlapped one is not kept
+        self._writes = 0
+
+    async def _write(self, op: Operation[T]) -> T:
+        self._forget()
+        try:
+            return await self.db.write(op)
+        finally:
+            self._forget()
+
+    def _forget(self) -> None:
+        self._writes += 1
+        if self._kept is not None:
+            self._kept.clear()
 
     async def ensure_default(self, *, assistant_id: str, graph_id: str, name: str) -> None:
         """Create a graph's system assistant unless it already exists."""
@@ -80,7 +99,7 @@ class AssistantStore:
             if _row(conn, assistant_id) is None:
                 _insert(conn, values)
 
-        await self.db.write(op)
+        await self._write(op)
 
     async def create(
         self,
@@ -116,7 +135,7 @@ class AssistantStore:
             return Assistant(**values)
 
         try:
-            created = await self.db.write(op)
+            created = await self._write(op)
         except sa.exc.IntegrityError as exc:
             # A concurrent create of the same id won the race: the same as finding it.
             if not self.db.is_unique_violation(exc):
@@ -127,10 +146,16 @@ class AssistantStore:
         return created
 
     async def get(self, assistant_id: str) -> Assistant:
+        if self._kept is not None and (kept := self._kept.get(assistant_id)) is not None:
+            return kept
+        writes = self._writes
         row = await self.db.read(lambda conn: _row(conn, assistant_id))
         if row is None:
             raise errors.NotFound(f"Assistant {assistant_id} not found")
-        return _assistant(row)
+        assistant = _assistant(row)
+        if self._kept is not None and writes == self._writes:
+            self._kept[assistant_id] = assistant
+        return assistant
 
     async def update(self, assistant_id: str, changes: dict[str, Any]) -> Assistant:
         """Store `changes` as a new version and make it the current one."""
@@ -161,7 +186,7 @@ class AssistantStore:
             )
             return Assistant(**merged)
 
-        return await self.db.write(op)
+        return await self._write(op)
 
     async def delete(self, assistant_id: str) -> list[str]:
         """Delete the assistant, its versions and crons; return its runs still in flight."""
@@ -181,7 +206,7 @@ class AssistantStore:
                 ).all()
             )
 
-        return await self.db.write(op)
+        return await self._write(op)
 
     async def search(
         self,
@@ -263,4 +288,4 @@ class AssistantStore:
             )
             return Assistant(**values)
 
-        return await self.db.write(op)
+        return await self._write(op)

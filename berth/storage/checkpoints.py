@@ -41,6 +41,24 @@ _R = schema.runs
 RUN_GUARD_KEY = "__berth_run__"
 
 
+# Read at the start and end of every run on a thread: built once (see storage/runs.py).
+_THREAD_NS = (
+    _C.c.thread_id == sa.bindparam("b_thread_id"),
+    _C.c.checkpoint_ns == sa.bindparam("b_ns"),
+)
+_LATEST = sa.select(_C).where(*_THREAD_NS).order_by(_C.c.checkpoint_id.desc()).limit(1)
+_BY_ID = sa.select(_C).where(*_THREAD_NS, _C.c.checkpoint_id == sa.bindparam("b_checkpoint_id"))
+_WRITES_OF = (
+    sa.select(_W)
+    .where(
+        _W.c.thread_id == sa.bindparam("b_thread_id"),
+        _W.c.checkpoint_ns == sa.bindparam("b_ns"),
+        _W.c.checkpoint_id.in_(sa.bindparam("b_checkpoint_ids", expanding=True)),
+    )
+    .order_by(_W.c.task_path, _W.c.task_id, _W.c.idx)
+)
+
+
 class BerthSaver(BaseCheckpointSaver[str]):
     """Async checkpointer over `Database`; the sync methods are not supported."""
 
@@ -65,16 +83,14 @@ class BerthSaver(BaseCheckpointSaver[str]):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         conf = config["configurable"]
-        thread_id = str(conf["thread_id"])
-        ns = conf.get("checkpoint_ns", "")
-        query = sa.select(_C).where(_C.c.thread_id == thread_id, _C.c.checkpoint_ns == ns)
+        params = {"b_thread_id": str(conf["thread_id"]), "b_ns": conf.get("checkpoint_ns", "")}
+        query = _LATEST
         if checkpoint_id := get_checkpoint_id(config):
-            query = query.where(_C.c.checkpoint_id == checkpoint_id)
-        else:
-            query = query.order_by(_C.c.checkpoint_id.desc()).limit(1)
+            query = _BY_ID
+            params["b_checkpoint_id"] = checkpoint_id
 
         def op(conn: Connection) -> tuple[Any, dict[str, list[Any]]]:
-            row = conn.execute(query).first()
+            row = conn.execute(query, params).first()
             return row, (_writes(conn, [row]) if row is not None else {})
 
         row, writes = await self.db.read(op)
@@ -270,16 +286,8 @@ def _writes(conn: Connection, rows: Sequence[Any]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for thread_id, ns in keys:
         ids = [r.checkpoint_id for r in rows if (r.thread_id, r.checkpoint_ns) == (thread_id, ns)]
-        query = (
-            sa.select(_W)
-            .where(
-                _W.c.thread_id == thread_id,
-                _W.c.checkpoint_ns == ns,
-                _W.c.checkpoint_id.in_(ids),
-            )
-            .order_by(_W.c.task_path, _W.c.task_id, _W.c.idx)
-        )
-        for w in conn.execute(query).all():
+        params = {"b_thread_id": thread_id, "b_ns": ns, "b_checkpoint_ids": ids}
+        for w in conn.execute(_WRITES_OF, params).all():
             out.setdefault(w.checkpoint_id, []).append((w.task_id, w.channel, w.type, w.value))
     return out
 

@@ -182,6 +182,31 @@ async def test_update_creates_version_and_merges_metadata(client: LangGraphClien
 
 
 @pytest.mark.anyio
+async def test_runs_follow_the_assistants_current_version(client: LangGraphClient) -> None:
+    """A run admitted right after a change (update, set_latest) uses the new config."""
+    created = await client.assistants.create(
+        "factory", config={"configurable": {"model_name": "a"}}
+    )
+    assistant_id = created["assistant_id"]
+
+    async def reply() -> str:
+        result = await client.runs.wait(
+            None, assistant_id, input={"messages": [{"role": "user", "content": "hi"}]}
+        )
+        return str(result["messages"][-1]["content"])
+
+    assert await reply() == "a: echo: hi"
+    await client.assistants.update(assistant_id, config={"configurable": {"model_name": "b"}})
+    assert await reply() == "b: echo: hi"
+    await client.assistants.set_latest(assistant_id, 1)
+    assert await reply() == "a: echo: hi"
+    await client.assistants.delete(assistant_id)
+    with pytest.raises(httpx.HTTPStatusError) as gone:
+        await reply()
+    assert gone.value.response.status_code == 404
+
+
+@pytest.mark.anyio
 async def test_update_errors(client: LangGraphClient) -> None:
     created = await client.assistants.create("echo")
     with pytest.raises(NotFoundError):

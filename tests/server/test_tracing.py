@@ -328,7 +328,10 @@ def test_request_without_traceparent_starts_a_trace(traced: tuple[BerthServer, P
             break
         time.sleep(0.05)
     attempt = one(attempts, "run attempt")
-    trace = read_spans(path, attempt["trace_id"])
+    # The HTTP span ends after the response is sent: it may be written after the run's.
+    trace = wait_for_spans(
+        path, attempt["trace_id"], lambda spans: any(s["name"] == "POST /runs/wait" for s in spans)
+    )
     http = one(trace, "POST /runs/wait")
     assert http["parent_span_id"] is None
     assert attempt["parent_span_id"] == http["span_id"]

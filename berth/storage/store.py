@@ -25,7 +25,6 @@ without pgvector serves the store but refuses `query` search with a `ConfigError
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import sqlite3
@@ -35,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from langgraph.store.base import BaseStore, GetOp, ListNamespacesOp, Op, Result, SearchOp
-from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from berth.core import errors
@@ -44,7 +42,7 @@ from berth.graphs import load_object
 log = logging.getLogger("berth.store")
 
 _READS = (GetOp, SearchOp, ListNamespacesOp)
-_RANGE_OPS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+RANGE_OPS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 #: what LangGraph's SQLite store writes for every put; rewritten into an upsert
 _SQLITE_REPLACE = (
@@ -198,7 +196,7 @@ class _SqliteStore(AsyncSqliteStore):
             queries, embedding_requests = super()._prepare_batch_search_queries(search_ops)
         # Items written in the same second tie on updated_at; break ties so pages are stable.
         return [
-            (_tie_break(query, "ORDER BY updated_at DESC", "prefix, key"), params, refresh)
+            (tie_break(query, "ORDER BY updated_at DESC", "prefix, key"), params, refresh)
             for query, params, refresh in queries
         ], embedding_requests
 
@@ -215,7 +213,7 @@ class _SqliteStore(AsyncSqliteStore):
 
     def _get_filter_condition(self, key: str, op: str, value: Any) -> tuple[str, list[Any]]:
         condition, params = super()._get_filter_condition(key, op, value)  # validates `key`
-        if op in _RANGE_OPS and not isinstance(value, bool):
+        if op in RANGE_OPS and not isinstance(value, bool):
             # SQLite casts a non-number to 0 (so "abc" < 10); compare like types only.
             if isinstance(value, int | float):
                 condition = f"(json_type(value, '$.{key}') IN ('integer', 'real') AND {condition})"
@@ -224,63 +222,8 @@ class _SqliteStore(AsyncSqliteStore):
         return condition, params
 
 
-def _tie_break(query: str, order_by: str, columns: str) -> str:
+def tie_break(query: str, order_by: str, columns: str) -> str:
     return query.replace(order_by, f"{order_by}, {columns}", 1)
-
-
-class _PostgresStore(AsyncPostgresStore):
-    #: why `query` search is off although `store.index` is configured, if it is
-    semantic_unavailable: str | None = None
-
-    async def setup(self) -> None:
-        await super().setup()
-        # LangGraph declares `ttl_minutes INT`, so a refresh of a 1.5-minute TTL gives
-        # 1 minute and of a 0.5-minute one expires the item at once; TTLs are floats.
-        async with self._cursor() as cur:
-            await cur.execute(
-                "SELECT data_type FROM information_schema.columns WHERE table_schema ="
-                " current_schema() AND table_name = 'store' AND column_name = 'ttl_minutes'"
-            )
-            row = await cur.fetchone()
-            if row is not None and row["data_type"] == "integer":
-                await cur.execute(
-                    "ALTER TABLE store ALTER COLUMN ttl_minutes TYPE double precision"
-                )
-
-    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        ops = list(ops)
-        if self.semantic_unavailable and any(isinstance(op, SearchOp) and op.query for op in ops):
-            raise errors.ConfigError(self.semantic_unavailable)
-        return await super().abatch(ops)
-
-    def _prepare_batch_search_queries(self, search_ops: Any) -> Any:
-        queries, embedding_requests = super()._prepare_batch_search_queries(search_ops)
-        return [
-            (_tie_break(query, "ORDER BY store.updated_at DESC", "store.prefix, store.key"), params)
-            for query, params in queries
-        ], embedding_requests
-
-    def _get_filter_condition(self, key: str, op: str, value: Any) -> tuple[str, list[Any]]:
-        # LangGraph compares `value->>key` as text here, so 10 < 9; compare as jsonb
-        # (numbers numerically, like the SQLite store), and only values of the same type.
-        sql_op = _RANGE_OPS.get(op)
-        if sql_op is None:
-            return super()._get_filter_condition(key, op, value)
-        return (
-            f"(jsonb_typeof(value->%s) = jsonb_typeof(%s::jsonb) AND value->%s {sql_op} %s::jsonb)",
-            [key, json.dumps(value), key, json.dumps(value)],
-        )
-
-
-async def _pgvector_missing(uri: str) -> bool:
-    import psycopg
-
-    async with await psycopg.AsyncConnection.connect(uri, autocommit=True) as conn:
-        cur = await conn.execute(
-            "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
-            " UNION ALL SELECT 1 FROM pg_extension WHERE extname = 'vector'"
-        )
-        return await cur.fetchone() is None
 
 
 @contextlib.asynccontextmanager
@@ -311,27 +254,12 @@ async def open_store(
             async with _sweeping(store):
                 yield store
         return
-    uri = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    unavailable = None
-    if index and await _pgvector_missing(uri):
-        unavailable = (
-            "Semantic search (query) is unavailable: store.index is configured but the "
-            "PostgreSQL server lacks the pgvector extension ('vector'); install it "
-            "(Debian: postgresql-<version>-pgvector) and restart"
-        )
-        log.warning("%s; serving the store without vector search", unavailable)
-        index = None
-    async with _PostgresStore.from_conn_string(
-        uri,
-        pool_config={"min_size": 1, "max_size": 10},
-        index=index,  # type: ignore[arg-type]
-        ttl=ttl,  # type: ignore[arg-type]
-    ) as pg_store:
-        assert isinstance(pg_store, _PostgresStore)
-        pg_store.semantic_unavailable = unavailable
-        await pg_store.setup()
-        async with _sweeping(pg_store):
-            yield pg_store
+    # Imported here: psycopg and LangGraph's PostgreSQL store weigh ~25 MiB of memory
+    # that an embedded server never uses.
+    from berth.storage.store_postgres import open_postgres_store
+
+    async with open_postgres_store(database_url, index, ttl) as pg_store, _sweeping(pg_store):
+        yield pg_store
 
 
 @contextlib.asynccontextmanager

@@ -9,13 +9,13 @@ import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 import berth
 from berth import project as project_mod
 from berth import tracing
 from berth.api import assistants, crons, errors, runs, store, system, threads
 from berth.api import webhooks as webhook_api
+from berth.api.cors import BrowserCORS
 from berth.api.deps import Components
 from berth.api.headers import HeaderPolicy
 from berth.api.responses import JSONResponse
@@ -146,7 +146,7 @@ def create_app(settings: Settings, registry: GraphRegistry | None = None) -> Fas
         lifespan=lifespan,
     )
     app.add_middleware(
-        CORSMiddleware,
+        BrowserCORS,
         allow_origins=["*"],
         allow_methods=["*"],
         allow_headers=["*"],

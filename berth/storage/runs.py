@@ -21,25 +21,16 @@ from berth.core.models import (
     ThreadStatus,
 )
 from berth.storage import checkpoints, schema, webhooks
+from berth.storage import run_sql as sql
 from berth.storage.database import Database
 from berth.storage.threads import new_thread_values
 
 _R = schema.runs
 _T = schema.threads
 
-_RUN_FIELDS = [f.name for f in dataclasses.fields(Run)]
-_IN_FLIGHT = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
-
 # `RunStore.list` shadows the builtin inside the class body.
 RunList = list[Run]
 IdList = list[str]
-
-
-def run_from_row(row: Any) -> Run:
-    data = {k: row._mapping[k] for k in _RUN_FIELDS}
-    data["status"] = RunStatus(data["status"])
-    data["multitask_strategy"] = MultitaskStrategy(data["multitask_strategy"])
-    return Run(**data)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -67,101 +58,6 @@ class Outcome:
     paused: bool = False
     #: delete the run and the checkpoints it wrote (rollback)
     discard: bool = False
-
-
-def _runnable() -> sa.Select[tuple[str]]:
-    other = _R.alias("other")
-    now = sa.bindparam("now", type_=schema.UTCDateTime)
-    return (
-        sa.select(_R.c.run_id)
-        .where(
-            _R.c.status == RunStatus.PENDING,
-            _R.c.available_at <= now,
-            ~sa.exists().where(
-                other.c.thread_id == _R.c.thread_id, other.c.status == RunStatus.RUNNING
-            ),
-            # FIFO per thread: an older due run on the same thread goes first.
-            ~sa.exists().where(
-                other.c.thread_id == _R.c.thread_id,
-                other.c.status == RunStatus.PENDING,
-                other.c.available_at <= now,
-                sa.or_(
-                    other.c.created_at < _R.c.created_at,
-                    sa.and_(other.c.created_at == _R.c.created_at, other.c.run_id < _R.c.run_id),
-                ),
-            ),
-        )
-        .order_by(_R.c.created_at, _R.c.run_id)
-        .limit(sa.bindparam("limit", type_=sa.Integer))
-        .with_for_update(skip_locked=True, of=_R)
-    )
-
-
-#: runs a worker may start now (built once; `now` and `limit` are bound per claim)
-_RUNNABLE = _runnable()
-
-# The hot path's statements, built once: building and cache-keying a statement costs
-# several times what executing it does. Parameters are bound per call; an UPDATE's SET
-# columns are the parameters named after columns, `b_`-prefixed names are the WHERE's.
-_THREAD_ID: sa.BindParameter[str] = sa.bindparam("b_thread_id")
-_RUN_ID: sa.BindParameter[str] = sa.bindparam("b_run_id")
-_LOCK_THREAD = sa.select(_T.c.thread_id).where(_T.c.thread_id == _THREAD_ID).with_for_update()
-_THREAD_FOR_UPDATE = sa.select(_T).where(_T.c.thread_id == _THREAD_ID).with_for_update()
-_THREAD_STATUS = sa.select(_T.c.status).where(_T.c.thread_id == _THREAD_ID)
-_UPDATE_THREAD = _T.update().where(_T.c.thread_id == _THREAD_ID)
-_DELETE_THREAD = _T.delete().where(_T.c.thread_id == _THREAD_ID)
-_INSERT_THREAD = _T.insert()
-_RUN_ROW = sa.select(_R).where(_R.c.run_id == _RUN_ID)
-_RUN_THREAD_ID = sa.select(_R.c.thread_id).where(_R.c.run_id == _RUN_ID)
-_UPDATE_RUN = _R.update().where(_R.c.run_id == _RUN_ID)
-_DELETE_RUN = _R.delete().where(_R.c.run_id == _RUN_ID)
-_INSERT_RUN = _R.insert()
-_IN_FLIGHT_ON_THREAD = sa.select(_R.c.run_id, _R.c.status).where(
-    _R.c.thread_id == _THREAD_ID, _R.c.status.in_(_IN_FLIGHT)
-)
-_THREAD_BUSY = (
-    sa.select(sa.literal(1))
-    .where(_R.c.thread_id == _THREAD_ID, _R.c.status.in_(_IN_FLIGHT))
-    .limit(1)
-)
-_DELETE_THREAD_RUNS = _R.delete().where(_R.c.thread_id == _THREAD_ID)
-_RUN_IDS: sa.BindParameter[list[str]] = sa.bindparam("b_run_ids", expanding=True)
-_RUNS_BY_IDS = sa.select(_R).where(_R.c.run_id.in_(_RUN_IDS))
-#: a claim: the chosen pending runs become running under the claimer's lease
-_START_RUNS = (
-    _R.update()
-    .where(_R.c.run_id.in_(_RUN_IDS), _R.c.status == RunStatus.PENDING.value)
-    .values(status=RunStatus.RUNNING.value, attempt=_R.c.attempt + 1)
-)
-_ANY_PENDING = sa.select(sa.literal(1)).where(_R.c.status == RunStatus.PENDING.value).limit(1)
-
-
-def _lock_threads(conn: Connection, thread_ids: Any) -> None:
-    """Take the threads' row locks (PostgreSQL) before reading their in-flight runs.
-
-    Every transaction that settles a thread's status locks the thread first, always in
-    id order, so two of them on one thread serialize and each sees the other's commit
-    (no write skew leaving a thread `busy` with nothing in flight). SQLite has a single
-    writer already: nothing to do there.
-    """
-    if conn.dialect.name != "postgresql":
-        return
-    for thread_id in sorted(set(thread_ids)):
-        conn.execute(_LOCK_THREAD, {"b_thread_id": thread_id})
-
-
-def _run_row(conn: Connection, run_id: str) -> Any:
-    return conn.execute(_RUN_ROW, {"b_run_id": run_id}).first()
-
-
-def _locked_run_row(conn: Connection, run_id: str) -> Any:
-    """The run's row, read after its thread's lock is taken (see `_lock_threads`)."""
-    if conn.dialect.name == "postgresql":
-        thread_id = conn.scalar(_RUN_THREAD_ID, {"b_run_id": run_id})
-        if thread_id is None:
-            return None
-        _lock_threads(conn, [thread_id])
-    return _run_row(conn, run_id)
 
 
 class RunStore:
@@ -192,7 +88,7 @@ class RunStore:
         delay = run.available_at - run.created_at if run.available_at is not None else timedelta(0)
 
         def op(conn: Connection) -> Admission:
-            thread = conn.execute(_THREAD_FOR_UPDATE, {"b_thread_id": run.thread_id}).first()
+            thread = conn.execute(sql.THREAD_FOR_UPDATE, {"b_thread_id": run.thread_id}).first()
             # Stamped under the thread's lock, so creation order is commit order and the
             # queue's FIFO (by created_at) is the order the runs were accepted in.
             now = datetime.now(UTC)
@@ -204,13 +100,15 @@ class RunStore:
                 if not create_thread:
                     raise errors.NotFound("Thread or assistant not found.")
                 conn.execute(
-                    _INSERT_THREAD,
+                    sql.INSERT_THREAD,
                     new_thread_values(
                         run.thread_id, thread_metadata, now, status=ThreadStatus.BUSY
                     ),
                 )
             else:
-                in_flight = conn.execute(_IN_FLIGHT_ON_THREAD, {"b_thread_id": run.thread_id}).all()
+                in_flight = conn.execute(
+                    sql.IN_FLIGHT_ON_THREAD, {"b_thread_id": run.thread_id}
+                ).all()
                 strategy = run.multitask_strategy
                 if in_flight and strategy == MultitaskStrategy.REJECT:
                     raise errors.Conflict(
@@ -218,7 +116,7 @@ class RunStore:
                         "choose a different multitask strategy."
                     )
                 conn.execute(
-                    _UPDATE_THREAD,
+                    sql.UPDATE_THREAD,
                     {
                         "b_thread_id": run.thread_id,
                         "status": ThreadStatus.BUSY.value,
@@ -226,18 +124,18 @@ class RunStore:
                         "metadata": {**thread.metadata, **thread_metadata},
                     },
                 )
-            values = _run_values(stored)
+            values = sql.run_values(stored)
             if claim is not None and not in_flight and not delay:
                 stored = dataclasses.replace(
                     stored, status=RunStatus.RUNNING, attempt=1, started_at=now
                 )
                 values = {
-                    **_run_values(stored),
+                    **sql.run_values(stored),
                     "worker_id": claim.worker_id,
                     "lease_until": now + timedelta(seconds=claim.lease_seconds),
                 }
             # Stored before the in-flight runs are settled, so the thread settles as busy.
-            conn.execute(_INSERT_RUN, values)
+            conn.execute(sql.INSERT_RUN, values)
             strategy = run.multitask_strategy
             if not in_flight or strategy not in (
                 MultitaskStrategy.INTERRUPT,
@@ -256,10 +154,10 @@ class RunStore:
     # -- reads ---------------------------------------------------------------
 
     async def get(self, run_id: str, thread_id: str | None = None) -> Run:
-        row = await self.db.read(lambda conn: _run_row(conn, run_id))
+        row = await self.db.read(lambda conn: sql.run_row(conn, run_id))
         if row is None or (thread_id is not None and row.thread_id != thread_id):
             raise errors.NotFound(f"Run {run_id} not found")
-        return run_from_row(row)
+        return sql.run_from_row(row)
 
     async def list(
         self, thread_id: str, *, limit: int = 10, offset: int = 0, status: str | None = None
@@ -275,22 +173,22 @@ class RunStore:
             exists = conn.scalar(sa.select(sa.literal(1)).where(_T.c.thread_id == thread_id))
             if not exists:
                 raise errors.NotFound(f"Thread {thread_id} not found")
-            return [run_from_row(r) for r in conn.execute(query).all()]
+            return [sql.run_from_row(r) for r in conn.execute(query).all()]
 
         return await self.db.read(op)
 
     async def in_flight(
         self, *, thread_id: str | None = None, status: str | None = None
     ) -> RunList:
-        statuses = [status] if status else list(_IN_FLIGHT)
+        statuses = [status] if status else list(sql.IN_FLIGHT)
         query = sa.select(_R).where(_R.c.status.in_(statuses))
         if thread_id:
             query = query.where(_R.c.thread_id == thread_id)
-        return await self.db.read(lambda conn: [run_from_row(r) for r in conn.execute(query)])
+        return await self.db.read(lambda conn: [sql.run_from_row(r) for r in conn.execute(query)])
 
     async def has_pending(self) -> bool:
         """Whether any run waits in the queue, due or not, runnable or not."""
-        return await self.db.read(lambda conn: conn.scalar(_ANY_PENDING) is not None)
+        return await self.db.read(lambda conn: conn.scalar(sql.ANY_PENDING) is not None)
 
     async def next_available_at(self) -> datetime | None:
         """When the next delayed (`after_seconds`) run becomes due, if any.
@@ -313,11 +211,11 @@ class RunStore:
         now = datetime.now(UTC)
 
         def op(conn: Connection) -> RunList:
-            ids = conn.scalars(_RUNNABLE, {"now": now, "limit": limit}).all()
+            ids = conn.scalars(sql.RUNNABLE, {"now": now, "limit": limit}).all()
             if not ids:
                 return []
             conn.execute(
-                _START_RUNS,
+                sql.START_RUNS,
                 {
                     "b_run_ids": ids,
                     "worker_id": worker_id,
@@ -326,8 +224,8 @@ class RunStore:
                     "updated_at": now,
                 },
             )
-            rows = conn.execute(_RUNS_BY_IDS, {"b_run_ids": ids}).all()
-            by_id = {r.run_id: run_from_row(r) for r in rows}
+            rows = conn.execute(sql.RUNS_BY_IDS, {"b_run_ids": ids}).all()
+            by_id = {r.run_id: sql.run_from_row(r) for r in rows}
             return [by_id[i] for i in ids if i in by_id]
 
         try:
@@ -376,19 +274,19 @@ class RunStore:
         now = datetime.now(UTC)
 
         def op(conn: Connection) -> Run | None:
-            row = _locked_run_row(conn, run_id)
+            row = sql.locked_run_row(conn, run_id)
             if row is None:
                 return None
             if RunStatus(row.status).is_final:
                 # Already settled (cancelled while pending, or failed by recovery):
                 # a late finish must not rewrite its end or the thread's status.
-                return run_from_row(row)
+                return sql.run_from_row(row)
             if outcome.discard:
-                conn.execute(_DELETE_RUN, {"b_run_id": run_id})
+                conn.execute(sql.DELETE_RUN, {"b_run_id": run_id})
                 checkpoints.delete_for_runs(conn, [run_id])
             else:
                 conn.execute(
-                    _UPDATE_RUN,
+                    sql.UPDATE_RUN,
                     {
                         "b_run_id": run_id,
                         "status": outcome.status.value,
@@ -404,8 +302,8 @@ class RunStore:
             self._settle_thread(conn, row.thread_id, outcome, now, temporary=row.temporary)
             if outcome.discard:
                 return None
-            return run_from_row(
-                _Mapped(
+            return sql.run_from_row(
+                sql.Mapped(
                     {
                         **row._mapping,
                         "status": outcome.status.value,
@@ -426,7 +324,7 @@ class RunStore:
         now = datetime.now(UTC)
 
         def op(conn: Connection) -> bool:
-            row = _locked_run_row(conn, run_id)
+            row = sql.locked_run_row(conn, run_id)
             if row is None or row.status != RunStatus.RUNNING:
                 return False
             if row.attempt >= max_attempts:
@@ -454,7 +352,7 @@ class RunStore:
         def op(conn: Connection) -> IdList:
             requeued: IdList = []
             rows = conn.execute(query).all()
-            _lock_threads(conn, [row.thread_id for row in rows])
+            sql.lock_threads(conn, [row.thread_id for row in rows])
             for row in rows:
                 if row.attempt >= max_attempts:
                     self._fail_exhausted(conn, row, now, max_attempts)
@@ -503,13 +401,13 @@ class RunStore:
         now = datetime.now(UTC)
 
         def op(conn: Connection) -> IdList:
-            _lock_threads(
+            sql.lock_threads(
                 conn,
                 list(conn.scalars(sa.select(_R.c.thread_id).where(_R.c.run_id.in_(run_ids)))),
             )
             rows = conn.execute(
                 sa.select(_R.c.run_id, _R.c.status).where(
-                    _R.c.run_id.in_(run_ids), _R.c.status.in_(_IN_FLIGHT)
+                    _R.c.run_id.in_(run_ids), _R.c.status.in_(sql.IN_FLIGHT)
                 )
             ).all()
             pending = [r.run_id for r in rows if r.status == RunStatus.PENDING]
@@ -524,13 +422,13 @@ class RunStore:
         now = datetime.now(UTC)
 
         def op(conn: Connection) -> Run:
-            _lock_threads(conn, [thread_id])
+            sql.lock_threads(conn, [thread_id])
             row = conn.execute(
                 sa.select(_R).where(_R.c.run_id == run_id, _R.c.thread_id == thread_id)
             ).first()
             if row is None:
                 raise errors.NotFound(f"Run {run_id} not found")
-            run = run_from_row(row)
+            run = sql.run_from_row(row)
             if run.status == RunStatus.RUNNING:
                 raise errors.Conflict(f"Run {run_id} is running; cancel it first")
             conn.execute(sa.delete(_R).where(_R.c.run_id == run_id))
@@ -579,10 +477,10 @@ class RunStore:
         self, conn: Connection, thread_id: str, outcome: Outcome, now: datetime, *, temporary: bool
     ) -> None:
         """Set the thread's status from what is still in flight and how the run ended."""
-        busy = conn.scalar(_THREAD_BUSY, {"b_thread_id": thread_id})
+        busy = conn.scalar(sql.THREAD_BUSY, {"b_thread_id": thread_id})
         if temporary and not busy:
-            conn.execute(_DELETE_THREAD_RUNS, {"b_thread_id": thread_id})
-            conn.execute(_DELETE_THREAD, {"b_thread_id": thread_id})
+            conn.execute(sql.DELETE_THREAD_RUNS, {"b_thread_id": thread_id})
+            conn.execute(sql.DELETE_THREAD, {"b_thread_id": thread_id})
             checkpoints.delete_thread(conn, thread_id)
             return
         changes: dict[str, Any] = {"b_thread_id": thread_id, "updated_at": now}
@@ -599,22 +497,8 @@ class RunStore:
         elif outcome.paused:
             changes["status"] = ThreadStatus.INTERRUPTED.value
         else:
-            current = conn.scalar(_THREAD_STATUS, {"b_thread_id": thread_id})
+            current = conn.scalar(sql.THREAD_STATUS, {"b_thread_id": thread_id})
             # A cancel or deletion keeps an error/interrupted thread as it was.
             if outcome.status == RunStatus.SUCCESS or current == ThreadStatus.BUSY:
                 changes["status"] = ThreadStatus.IDLE.value
-        conn.execute(_UPDATE_THREAD, changes)
-
-
-class _Mapped:
-    """A dict standing in for a row, for `run_from_row`."""
-
-    def __init__(self, mapping: dict[str, Any]) -> None:
-        self._mapping = mapping
-
-
-def _run_values(run: Run) -> dict[str, Any]:
-    values = {f: getattr(run, f) for f in _RUN_FIELDS}
-    values["status"] = run.status.value
-    values["multitask_strategy"] = run.multitask_strategy.value
-    return values
+        conn.execute(sql.UPDATE_THREAD, changes)

@@ -26,7 +26,7 @@ def _assistant(row: Any) -> Assistant:
     return Assistant(**row._mapping)
 
 
-#: read on every run's admission: built once (see `storage/runs.py`)
+#: read on every run's admission: built once (see `storage/run_sql.py`)
 _BY_ID = sa.select(_A).where(_A.c.assistant_id == sa.bindparam("b_assistant_id"))
 
 

@@ -41,7 +41,7 @@ _R = schema.runs
 RUN_GUARD_KEY = "__berth_run__"
 
 
-# Read at the start and end of every run on a thread: built once (see storage/runs.py).
+# Read at the start and end of every run on a thread: built once (see storage/run_sql.py).
 _THREAD_NS = (
     _C.c.thread_id == sa.bindparam("b_thread_id"),
     _C.c.checkpoint_ns == sa.bindparam("b_ns"),

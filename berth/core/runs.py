@@ -268,6 +268,7 @@ class Runs:
             admission = await self.storage.runs.create(
                 run,
                 create_thread=stateless or request.if_not_exists == "create",
+                new_thread=stateless,
                 thread_metadata={
                     "graph_id": assistant.graph_id,
                     "assistant_id": assistant.assistant_id,

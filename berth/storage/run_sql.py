@@ -71,12 +71,25 @@ UPDATE_THREAD = _T.update().where(_T.c.thread_id == THREAD_ID)
 DELETE_THREAD = _T.delete().where(_T.c.thread_id == THREAD_ID)
 INSERT_THREAD = _T.insert()
 RUN_ROW = sa.select(_R).where(_R.c.run_id == RUN_ID)
-RUN_THREAD_ID = sa.select(_R.c.thread_id).where(_R.c.run_id == RUN_ID)
 UPDATE_RUN = _R.update().where(_R.c.run_id == RUN_ID)
 DELETE_RUN = _R.delete().where(_R.c.run_id == RUN_ID)
 INSERT_RUN = _R.insert()
 IN_FLIGHT_ON_THREAD = sa.select(_R.c.run_id, _R.c.status).where(
     _R.c.thread_id == THREAD_ID, _R.c.status.in_(IN_FLIGHT)
+)
+#: locks the thread of run `b_run_id` (one round trip instead of a read, then a lock)
+LOCK_RUN_THREAD = (
+    sa.select(_T.c.thread_id)
+    .where(
+        _T.c.thread_id == sa.select(_R.c.thread_id).where(_R.c.run_id == RUN_ID).scalar_subquery()
+    )
+    .with_for_update()
+)
+#: whether a run other than `b_run_id` is in flight on the thread
+OTHERS_IN_FLIGHT = (
+    sa.select(sa.literal(1))
+    .where(_R.c.thread_id == THREAD_ID, _R.c.status.in_(IN_FLIGHT), _R.c.run_id != RUN_ID)
+    .limit(1)
 )
 THREAD_BUSY = (
     sa.select(sa.literal(1)).where(_R.c.thread_id == THREAD_ID, _R.c.status.in_(IN_FLIGHT)).limit(1)
@@ -114,10 +127,7 @@ def run_row(conn: Connection, run_id: str) -> Any:
 def locked_run_row(conn: Connection, run_id: str) -> Any:
     """The run's row, read after its thread's lock is taken (see `lock_threads`)."""
     if conn.dialect.name == "postgresql":
-        thread_id = conn.scalar(RUN_THREAD_ID, {"b_run_id": run_id})
-        if thread_id is None:
-            return None
-        lock_threads(conn, [thread_id])
+        conn.execute(LOCK_RUN_THREAD, {"b_run_id": run_id})
     return run_row(conn, run_id)
 
 

@@ -73,6 +73,7 @@ class RunStore:
         create_thread: bool,
         thread_metadata: dict[str, Any],
         claim: Claim | None = None,
+        new_thread: bool = False,
     ) -> Admission:
         """Store `run` as pending and mark its thread busy, in one transaction.
 
@@ -84,11 +85,17 @@ class RunStore:
             claim: a worker with a free slot; when the run can start at once (nothing
                 else in flight on its thread, no delay) it is stored already running
                 under that worker's lease.
+            new_thread: the run's thread id was just minted (a stateless run), so
+                there is no thread to look up: it is created.
         """
         delay = run.available_at - run.created_at if run.available_at is not None else timedelta(0)
 
         def op(conn: Connection) -> Admission:
-            thread = conn.execute(sql.THREAD_FOR_UPDATE, {"b_thread_id": run.thread_id}).first()
+            thread = (
+                None
+                if new_thread
+                else conn.execute(sql.THREAD_FOR_UPDATE, {"b_thread_id": run.thread_id}).first()
+            )
             # Stamped under the thread's lock, so creation order is commit order and the
             # queue's FIFO (by created_at) is the order the runs were accepted in.
             now = datetime.now(UTC)
@@ -97,7 +104,7 @@ class RunStore:
             )
             in_flight: Sequence[Any] = ()
             if thread is None:
-                if not create_thread:
+                if not (create_thread or new_thread):
                     raise errors.NotFound("Thread or assistant not found.")
                 conn.execute(
                     sql.INSERT_THREAD,
@@ -281,10 +288,13 @@ class RunStore:
                 # Already settled (cancelled while pending, or failed by recovery):
                 # a late finish must not rewrite its end or the thread's status.
                 return sql.run_from_row(row)
+            busy = conn.scalar(
+                sql.OTHERS_IN_FLIGHT, {"b_thread_id": row.thread_id, "b_run_id": run_id}
+            )
             if outcome.discard:
                 conn.execute(sql.DELETE_RUN, {"b_run_id": run_id})
                 checkpoints.delete_for_runs(conn, [run_id])
-            else:
+            elif busy or not row.temporary:  # else the run goes with its thread below
                 conn.execute(
                     sql.UPDATE_RUN,
                     {
@@ -299,7 +309,9 @@ class RunStore:
                 )
             # The webhook's outbox row commits with the run's end, or not at all.
             webhooks.enqueue(conn, row._mapping, outcome, now)
-            self._settle_thread(conn, row.thread_id, outcome, now, temporary=row.temporary)
+            self._settle_thread(
+                conn, row.thread_id, outcome, now, temporary=row.temporary, busy=bool(busy)
+            )
             if outcome.discard:
                 return None
             return sql.run_from_row(
@@ -474,10 +486,22 @@ class RunStore:
             )
 
     def _settle_thread(
-        self, conn: Connection, thread_id: str, outcome: Outcome, now: datetime, *, temporary: bool
+        self,
+        conn: Connection,
+        thread_id: str,
+        outcome: Outcome,
+        now: datetime,
+        *,
+        temporary: bool,
+        busy: bool | None = None,
     ) -> None:
-        """Set the thread's status from what is still in flight and how the run ended."""
-        busy = conn.scalar(sql.THREAD_BUSY, {"b_thread_id": thread_id})
+        """Set the thread's status from what is still in flight and how the run ended.
+
+        Args:
+            busy: whether other runs are in flight on the thread, if the caller knows.
+        """
+        if busy is None:
+            busy = conn.scalar(sql.THREAD_BUSY, {"b_thread_id": thread_id}) is not None
         if temporary and not busy:
             conn.execute(sql.DELETE_THREAD_RUNS, {"b_thread_id": thread_id})
             conn.execute(sql.DELETE_THREAD, {"b_thread_id": thread_id})

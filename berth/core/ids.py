@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 import uuid_utils
@@ -14,6 +15,7 @@ def new_id() -> str:
     return str(uuid_utils.uuid7())
 
 
+@functools.cache  # asked on every run's admission; a project has a handful of graphs
 def default_assistant_id(graph_id: str) -> str:
     return str(uuid.uuid5(ASSISTANT_NAMESPACE, graph_id))
 

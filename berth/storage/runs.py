@@ -136,11 +136,13 @@ class RunStore:
                 stored = dataclasses.replace(
                     stored, status=RunStatus.RUNNING, attempt=1, started_at=now
                 )
-                values = {
-                    **sql.run_values(stored),
-                    "worker_id": claim.worker_id,
-                    "lease_until": now + timedelta(seconds=claim.lease_seconds),
-                }
+                values.update(
+                    status=RunStatus.RUNNING.value,
+                    attempt=1,
+                    started_at=now,
+                    worker_id=claim.worker_id,
+                    lease_until=now + timedelta(seconds=claim.lease_seconds),
+                )
             # Stored before the in-flight runs are settled, so the thread settles as busy.
             conn.execute(sql.INSERT_RUN, values)
             strategy = run.multitask_strategy

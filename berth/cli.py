@@ -56,15 +56,16 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _lock(data_dir: Path) -> IO[str]:
-    """One server per embedded database: SQLite is single-node by design."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(data_dir / "berth.lock", "w")
+def _lock(database: Path) -> IO[str]:
+    """One server per SQLite database: the embedded mode is one process by design (its
+    broker lives in memory, and storage may keep what only this process can change)."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(database.with_name(database.name + ".lock"), "w")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise errors.ConfigError(
-            f"{data_dir} is in use by another berth server (embedded mode serves one process)"
+            f"{database} is in use by another berth server (embedded mode serves one process)"
         ) from None
     return handle
 
@@ -81,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        if not settings.database_uri:
-            lock = _lock(settings.data_dir)  # noqa: F841 - released at exit
+        if settings.database_url.startswith("sqlite:///"):
+            database = Path(settings.database_url.removeprefix("sqlite:///"))
+            lock = _lock(database)  # noqa: F841 - released at exit
         from berth.api.app import create_app
         from berth.graphs import GraphRegistry
         from berth.project import load

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,13 +12,16 @@ import pytest
 from tests.berth_server import GRAPHS_CONFIG, BerthServer
 
 
-def _berth(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _berth(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "berth", "dev", "--data-dir", str(tmp_path / "data"), *args],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=tmp_path,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -68,6 +72,16 @@ def test_port_in_use(tmp_path: Path) -> None:
             _berth(tmp_path, "--config", str(GRAPHS_CONFIG), "--port", str(first.port))
         )
     assert f"127.0.0.1:{first.port}" in line and "in use" in line.lower()
+
+
+@pytest.mark.parametrize("explicit_uri", [False, True], ids=["data-dir", "DATABASE_URI"])
+def test_a_sqlite_database_serves_one_process(tmp_path: Path, explicit_uri: bool) -> None:
+    """The embedded mode is one process: a second server on the same SQLite file stops."""
+    env = {"DATABASE_URI": f"sqlite:///{tmp_path / 'shared.db'}"} if explicit_uri else {}
+    with BerthServer(tmp_path / "data", env=env):
+        line = _one_line_error(_berth(tmp_path, "--config", str(GRAPHS_CONFIG), env=env))
+    assert "in use by another berth server" in line
+    assert ("shared.db" if explicit_uri else "berth.db") in line
 
 
 def test_announces_where_it_listens(tmp_path: Path) -> None:

@@ -42,6 +42,11 @@ def _run_json(run: Run, status: int = 200, headers: dict[str, str] | None = None
 # -- creation ------------------------------------------------------------------
 
 
+def _path(run: Run, thread_id: str | None) -> str:
+    """The run's URL: under its thread when the request named one."""
+    return f"/threads/{run.thread_id}/runs/{run.run_id}" if thread_id else f"/runs/{run.run_id}"
+
+
 async def _create(
     c: Components, thread_id: str | None, body: schemas.RunCreate, http: Request
 ) -> Run:
@@ -53,12 +58,26 @@ async def _create(
     )
 
 
+async def _start(
+    c: Components, thread_id: str | None, request: RunRequest, http: Request
+) -> tuple[Run, AsyncIterator[StreamEvent]]:
+    """Create a run with its events attached (`results.start`), as `_create` does."""
+    return await results.start(
+        c.runs,
+        c.broker,
+        thread_id,
+        request,
+        trace=tracing.incoming(http.headers),
+        server_configurable=c.headers.select(http.headers.items()),
+    )
+
+
 @router.post("/threads/{thread_id}/runs")
 async def create(
     thread_id: str, body: schemas.RunCreate, http: Request, c: Components = Depends(components)
 ) -> Any:
     run = await _create(c, uuid_path(thread_id, "thread_id"), body, http)
-    return _run_json(run, headers={"Content-Location": f"/threads/{thread_id}/runs/{run.run_id}"})
+    return _run_json(run, headers={"Content-Location": _path(run, thread_id)})
 
 
 @router.post("/runs")
@@ -66,7 +85,7 @@ async def create_stateless(
     body: schemas.RunCreate, http: Request, c: Components = Depends(components)
 ) -> Any:
     run = await _create(c, None, body, http)
-    return _run_json(run, headers={"Content-Location": f"/runs/{run.run_id}"})
+    return _run_json(run, headers={"Content-Location": _path(run, None)})
 
 
 @router.post("/runs/batch")
@@ -84,15 +103,8 @@ async def _stream_new(
     c: Components, thread_id: str | None, body: schemas.RunCreate, http: Request
 ) -> Response:
     request = _request(body)
-    run, events = await results.start(
-        c.runs,
-        c.broker,
-        thread_id,
-        request,
-        trace=tracing.incoming(http.headers),
-        server_configurable=c.headers.select(http.headers.items()),
-    )
-    base = f"/threads/{run.thread_id}/runs/{run.run_id}" if thread_id else f"/runs/{run.run_id}"
+    run, events = await _start(c, thread_id, request, http)
+    base = _path(run, thread_id)
     headers = {"Location": f"{base}/stream", "Content-Location": base}
     return _sse(
         c,
@@ -239,15 +251,8 @@ async def _wait_new(
     if "values" not in request.stream_mode:
         # The body is the last `values` event; a stateless run's thread is gone by then.
         request = dataclasses.replace(request, stream_mode=[*request.stream_mode, "values"])
-    run, events = await results.start(
-        c.runs,
-        c.broker,
-        thread_id,
-        request,
-        trace=tracing.incoming(http.headers),
-        server_configurable=c.headers.select(http.headers.items()),
-    )
-    base = f"/threads/{run.thread_id}/runs/{run.run_id}" if thread_id else f"/runs/{run.run_id}"
+    run, events = await _start(c, thread_id, request, http)
+    base = _path(run, thread_id)
     return await _wait_response(
         c,
         run,

@@ -226,11 +226,8 @@ class AssistantStore:
         order = sorting.order_by(_A, sort_by or "created_at", sort_order or "desc", SORTABLE)
 
         def op(conn: Connection) -> tuple[list[Assistant], int]:
-            rows = conn.execute(
-                sa.select(_A).where(*where).order_by(*order).limit(limit).offset(offset)
-            ).all()
-            total = conn.scalar(sa.select(sa.func.count()).select_from(_A).where(*where))
-            return [_assistant(r) for r in rows], int(total or 0)
+            rows, total = sorting.page(conn, _A, where, order, limit=limit, offset=offset)
+            return [_assistant(r) for r in rows], total
 
         return await self.db.read(op)
 

@@ -149,11 +149,8 @@ class CronStore:
         order = sorting.order_by(_C, sort_by or "created_at", sort_order or "desc", SORTABLE)
 
         def op(conn: Connection) -> tuple[list[Cron], int]:
-            rows = conn.execute(
-                sa.select(_C).where(*where).order_by(*order).limit(limit).offset(offset)
-            ).all()
-            total = conn.scalar(sa.select(sa.func.count()).select_from(_C).where(*where))
-            return [cron_from_mapping(r._mapping) for r in rows], int(total or 0)
+            rows, total = sorting.page(conn, _C, where, order, limit=limit, offset=offset)
+            return [cron_from_mapping(r._mapping) for r in rows], total
 
         return await self.db.read(op)
 

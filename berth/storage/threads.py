@@ -280,11 +280,8 @@ class ThreadStore:
         order = sorting.order_by(_T, sort_by or "created_at", sort_order or "desc", SORTABLE)
 
         def op(conn: Connection) -> tuple[list[Thread], int]:
-            rows = conn.execute(
-                sa.select(_T).where(*where).order_by(*order).limit(limit).offset(offset)
-            ).all()
-            total = conn.scalar(sa.select(sa.func.count()).select_from(_T).where(*where))
-            return [thread_from_row(r) for r in rows], int(total or 0)
+            rows, total = sorting.page(conn, _T, where, order, limit=limit, offset=offset)
+            return [thread_from_row(r) for r in rows], total
 
         return await self.db.read(op)
 

@@ -1,9 +1,10 @@
-"""Waiting helpers shared by the server and durability tests."""
+"""Helpers shared by the server and durability tests."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -45,3 +46,8 @@ def sdk(server: BerthServer) -> Iterator[SyncLangGraphClient]:
         yield client
     finally:
         client.close()
+
+
+def tag() -> str:
+    """A metadata value unique to one test, so searches ignore other tests' objects."""
+    return uuid.uuid4().hex

@@ -20,6 +20,7 @@ from langgraph_sdk.errors import (
 
 from tests.berth_server import GRAPHS_CONFIG, BerthServer
 from tests.conftest import StartServer
+from tests.helpers import tag
 
 ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 ASSISTANT_KEYS = {
@@ -34,11 +35,6 @@ ASSISTANT_KEYS = {
     "created_at",
     "updated_at",
 }
-
-
-def tag() -> str:
-    """A metadata value unique to one test, so searches ignore other tests' assistants."""
-    return uuid.uuid4().hex
 
 
 @pytest.mark.anyio

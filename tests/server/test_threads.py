@@ -13,6 +13,7 @@ from langgraph_sdk.errors import ConflictError, NotFoundError
 
 from tests.berth_server import BerthServer
 from tests.conftest import StartServer
+from tests.helpers import tag
 
 THREAD_KEYS = {
     "thread_id",
@@ -25,11 +26,6 @@ THREAD_KEYS = {
     "values",
     "interrupts",
 }
-
-
-def tag() -> str:
-    """A metadata value unique to one test, so searches ignore other tests' threads."""
-    return uuid.uuid4().hex
 
 
 def hi(text: str = "hi") -> dict[str, object]:
